@@ -1,0 +1,196 @@
+"""The `batches` and `batch_files` tables and the batch state machine.
+
+    PENDING → VALIDATING → VALIDATED → PROCESSING → COMPLETED
+       └──────────┴────────────┴───────────┴──────→ FAILED
+
+Every transition is one guarded UPDATE (`WHERE status = ANY(allowed sources)`): a status never goes
+backwards and a finished batch is never redone. VALIDATING → VALIDATING and PROCESSING → PROCESSING
+are allowed so a worker can take over a message redelivered after its predecessor died.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+
+from comptaflow.common.contracts import BatchKind, BatchStatus
+
+S = BatchStatus
+TRANSITIONS: dict[BatchStatus, frozenset[BatchStatus]] = {
+    S.PENDING: frozenset({S.VALIDATING, S.FAILED}),
+    S.VALIDATING: frozenset({S.VALIDATING, S.VALIDATED, S.FAILED}),
+    S.VALIDATED: frozenset({S.PROCESSING, S.FAILED}),
+    S.PROCESSING: frozenset({S.PROCESSING, S.COMPLETED, S.FAILED}),
+    S.COMPLETED: frozenset(),
+    S.FAILED: frozenset(),
+}
+
+
+def sources_of(target: BatchStatus) -> list[str]:
+    """The statuses from which `target` may be reached."""
+    return [s.value for s, targets in TRANSITIONS.items() if target in targets]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFile:
+    field: str
+    filename: str
+    size: int
+    sha256: str
+    object_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    id: uuid.UUID
+    tenant_id: str
+    kind: BatchKind
+    status: BatchStatus
+    stage: str
+    progress: float
+    period_start: date | None
+    period_end: date | None
+    errors: list[dict[str, Any]]
+    warnings: list[dict[str, Any]]
+    stats: dict[str, Any]
+    options: dict[str, Any]
+    auto_load: bool
+    created_by: str | None
+    status_seq: int
+    created_at: datetime
+    updated_at: datetime
+    files: tuple[BatchFile, ...] = field(default=())
+
+
+_COLUMNS = (
+    "id, tenant_id, kind, status, stage, progress, period_start, period_end, errors, warnings, stats,"
+    " options, auto_load, created_by, status_seq, created_at, updated_at"
+)
+
+
+def _batch(row: asyncpg.Record, files: Sequence[BatchFile] = ()) -> Batch:
+    return Batch(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        kind=BatchKind(row["kind"]),
+        status=BatchStatus(row["status"]),
+        stage=row["stage"],
+        progress=row["progress"],
+        period_start=row["period_start"],
+        period_end=row["period_end"],
+        errors=row["errors"],
+        warnings=row["warnings"],
+        stats=row["stats"],
+        options=row["options"],
+        auto_load=row["auto_load"],
+        created_by=row["created_by"],
+        status_seq=row["status_seq"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        files=tuple(files),
+    )
+
+
+async def insert_batch(
+    conn: asyncpg.Connection,
+    *,
+    batch_id: uuid.UUID,
+    tenant_id: str,
+    kind: BatchKind,
+    files: Sequence[BatchFile],
+    auto_load: bool,
+    created_by: str | None,
+    options: dict[str, Any] | None = None,
+) -> Batch:
+    """Insert a PENDING batch and its files (call inside the transaction that also enqueues its event)."""
+    row = await conn.fetchrow(
+        # _COLUMNS is a constant of this module; every value is a bound parameter.
+        f"INSERT INTO batches (id, tenant_id, kind, status, stage, auto_load, created_by, options)"  # noqa: S608
+        f" VALUES ($1, $2, $3, 'PENDING', 'uploaded', $4, $5, $6) RETURNING {_COLUMNS}",
+        batch_id,
+        tenant_id,
+        kind.value,
+        auto_load,
+        created_by,
+        options or {},
+    )
+    assert row is not None
+    await conn.executemany(
+        "INSERT INTO batch_files (batch_id, field, filename, size, sha256, object_key) VALUES ($1, $2, $3, $4, $5, $6)",
+        [(batch_id, f.field, f.filename, f.size, f.sha256, f.object_key) for f in files],
+    )
+    return _batch(row, files)
+
+
+async def get_batch(conn: asyncpg.Connection, batch_id: uuid.UUID) -> Batch | None:
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM batches WHERE id = $1", batch_id)  # noqa: S608 — constant columns
+    if row is None:
+        return None
+    file_rows = await conn.fetch(
+        "SELECT field, filename, size, sha256, object_key FROM batch_files WHERE batch_id = $1 ORDER BY field",
+        batch_id,
+    )
+    files = [BatchFile(r["field"], r["filename"], r["size"], r["sha256"], r["object_key"]) for r in file_rows]
+    return _batch(row, files)
+
+
+async def transition(
+    conn: asyncpg.Connection,
+    batch_id: uuid.UUID,
+    target: BatchStatus,
+    *,
+    stage: str,
+    progress: float,
+    period: tuple[date, date] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    warnings: list[dict[str, Any]] | None = None,
+    stats: dict[str, Any] | None = None,
+) -> Batch | None:
+    """Move a batch to `target` if its current status allows it; None if it does not (or no batch)."""
+    # _COLUMNS is a constant of this module; every value is a bound parameter.
+    row = await conn.fetchrow(
+        f"""  # noqa: S608
+        UPDATE batches SET
+            status = $2, stage = $3, progress = $4,
+            period_start = COALESCE($5, period_start), period_end = COALESCE($6, period_end),
+            errors = COALESCE($7, errors), warnings = COALESCE($8, warnings), stats = COALESCE($9, stats),
+            status_seq = status_seq + 1, updated_at = now()
+        WHERE id = $1 AND status = ANY($10::text[])
+        RETURNING {_COLUMNS}
+        """,
+        batch_id,
+        target.value,
+        stage,
+        progress,
+        period[0] if period else None,
+        period[1] if period else None,
+        errors,
+        warnings,
+        stats,
+        sources_of(target),
+    )
+    return None if row is None else _batch(row)
+
+
+async def record_progress(
+    conn: asyncpg.Connection, batch_id: uuid.UUID, *, expect: BatchStatus, stage: str, progress: float
+) -> int | None:
+    """Record a stage while the batch is in `expect`; progress never decreases. Returns the event seq."""
+    value: int | None = await conn.fetchval(
+        """
+        UPDATE batches SET stage = $3, progress = GREATEST(progress, $4),
+               status_seq = status_seq + 1, updated_at = now()
+        WHERE id = $1 AND status = $2
+        RETURNING status_seq
+        """,
+        batch_id,
+        expect.value,
+        stage,
+        progress,
+    )
+    return value

@@ -1,0 +1,143 @@
+"""Bus interface, topology and the dispatch shared by both implementations."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+import structlog
+
+from comptaflow.common.contracts import StatusEvent, parse_event
+from comptaflow.common.contracts.v1 import BatchUploaded, BatchValidated, LoadRequested
+from comptaflow.common.errors import PermanentError, TransientError
+from comptaflow.common.metrics import MESSAGE_SECONDS, MESSAGES_HANDLED
+
+EVENTS_EXCHANGE = "comptaflow.events"
+STATUS_EXCHANGE = "comptaflow.status"
+DEAD_LETTER_EXCHANGE = "comptaflow.dlx"
+
+log = structlog.get_logger("comptaflow.bus")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerQueue:
+    """One durable quorum queue per worker kind, bound to the events it handles."""
+
+    name: str
+    routing_keys: tuple[str, ...]
+
+    @property
+    def queue_name(self) -> str:
+        return f"comptaflow.{self.name}"
+
+    @property
+    def dead_letter_queue_name(self) -> str:
+        return f"comptaflow.{self.name}.dead"
+
+
+PERIOD_VALIDATOR_QUEUE = WorkerQueue("period-validator", ("batch.uploaded",))
+
+# Every process declares the whole topology at start (idempotently), so a message published before
+# its consumer ever ran is queued, not dropped.
+TOPOLOGY: tuple[WorkerQueue, ...] = (PERIOD_VALIDATOR_QUEUE,)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    routing_key: str
+    delivery_count: int  # 0 on the first delivery
+    redelivered: bool
+
+
+AnyEvent = BatchUploaded | BatchValidated | LoadRequested
+Handler = Callable[[AnyEvent, Delivery], Awaitable[None]]
+
+
+class Consumer(Protocol):
+    async def stop(self, *, grace: float = 30.0) -> None:
+        """Stop taking messages, let in-flight ones finish for `grace` seconds, requeue the rest."""
+
+
+class Bus(Protocol):
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool: ...
+
+    async def publish_raw(self, routing_key: str, body: bytes, *, message_id: str) -> None:
+        """Publish to the events exchange and wait for the broker's confirm."""
+
+    async def publish(self, event: AnyEvent) -> None: ...
+
+    async def publish_status(self, event: StatusEvent) -> None: ...
+
+    async def consume(self, queue: WorkerQueue, handler: Handler, *, prefetch: int) -> Consumer: ...
+
+    def status_stream(self) -> AbstractAsyncContextManager[AsyncIterator[StatusEvent]]:
+        """Every status event published from now on, for as long as the context is open."""
+        ...
+
+
+class Outcome(Enum):
+    ACK = "ack"
+    REQUEUE = "requeue"
+    DEAD_LETTER = "dead_letter"
+
+
+async def dispatch(
+    *, service: str, queue: WorkerQueue, handler: Handler, body: bytes, delivery: Delivery, delivery_limit: int
+) -> Outcome:
+    """Decode, run the handler, and decide the message's fate.
+
+    Transient errors requeue until the delivery limit, permanent ones (and malformed messages)
+    go straight to the dead-letter queue. An unexpected exception is treated as transient: the
+    delivery limit bounds it.
+    """
+    started = time.perf_counter()
+    outcome = Outcome.ACK
+    try:
+        event = parse_event(body)
+        with structlog.contextvars.bound_contextvars(
+            tenant_id=event.tenant_id, batch_id=str(event.batch_id), message_type=event.type
+        ):
+            await handler(event, delivery)
+    except PermanentError as exc:
+        log.error("message_dead_lettered", queue=queue.name, reason=str(exc), error=type(exc).__name__)
+        outcome = Outcome.DEAD_LETTER
+    except TransientError as exc:
+        outcome = _requeue_or_dead_letter(queue, delivery, delivery_limit, exc)
+    except Exception as exc:
+        log.exception("message_handler_crashed", queue=queue.name)
+        outcome = _requeue_or_dead_letter(queue, delivery, delivery_limit, exc)
+    MESSAGES_HANDLED.labels(service, queue.name, outcome.value).inc()
+    MESSAGE_SECONDS.labels(service, queue.name).observe(time.perf_counter() - started)
+    return outcome
+
+
+def _requeue_or_dead_letter(queue: WorkerQueue, delivery: Delivery, limit: int, exc: BaseException) -> Outcome:
+    if delivery.delivery_count + 1 >= limit:
+        log.error("message_dead_lettered", queue=queue.name, reason=str(exc), attempts=delivery.delivery_count + 1)
+        return Outcome.DEAD_LETTER
+    log.warning("message_requeued", queue=queue.name, reason=str(exc), attempts=delivery.delivery_count + 1)
+    return Outcome.REQUEUE
+
+
+def topic_matches(pattern: str, routing_key: str) -> bool:
+    """AMQP topic matching: `*` is one word, `#` is zero or more words."""
+    return _match(pattern.split("."), routing_key.split("."))
+
+
+def _match(pat: list[str], key: list[str]) -> bool:
+    if not pat:
+        return not key
+    head, rest = pat[0], pat[1:]
+    if head == "#":
+        return any(_match(rest, key[i:]) for i in range(len(key) + 1))
+    if not key:
+        return False
+    return (head in ("*", key[0])) and _match(rest, key[1:])

@@ -1,0 +1,32 @@
+"""Wire contracts: the only thing services share.
+
+Every message is a frozen pydantic model with a `type` (its routing key) and a `version`.
+Only optional fields may be added to a version; a breaking change is a new model.
+`tests/common/test_contracts.py` snapshots their JSON schema.
+"""
+
+from comptaflow.common.contracts.v1 import (
+    EVENT_TYPES,
+    BatchKind,
+    BatchStatus,
+    BatchUploaded,
+    BatchValidated,
+    Event,
+    LoadRequested,
+    StatusEvent,
+    parse_event,
+    parse_status,
+)
+
+__all__ = [
+    "EVENT_TYPES",
+    "BatchKind",
+    "BatchStatus",
+    "BatchUploaded",
+    "BatchValidated",
+    "Event",
+    "LoadRequested",
+    "StatusEvent",
+    "parse_event",
+    "parse_status",
+]

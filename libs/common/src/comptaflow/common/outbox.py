@@ -1,0 +1,99 @@
+"""Transactional outbox: an event is committed with the state change that caused it, then relayed.
+
+`enqueue()` runs inside the caller's transaction. `OutboxRelay` takes committed rows in order
+(`FOR UPDATE SKIP LOCKED`, so several gateways can relay side by side), publishes each with the
+broker's confirm and deletes it in the same transaction. A crash between publish and commit publishes
+the row again: delivery is at least once, and consumers apply a message once (guarded transitions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import asyncpg
+import structlog
+
+from comptaflow.common.bus import Bus
+from comptaflow.common.bus.base import AnyEvent
+from comptaflow.common.db import CONNECTION_ERRORS
+from comptaflow.common.errors import TransientError
+from comptaflow.common.metrics import OUTBOX_PENDING
+
+log = structlog.get_logger("comptaflow.outbox")
+
+NOTIFY_CHANNEL = "comptaflow_outbox"
+
+
+async def enqueue(conn: asyncpg.Connection, event: AnyEvent) -> None:
+    await conn.execute(
+        "INSERT INTO outbox (routing_key, message_id, body) VALUES ($1, $2, $3)",
+        event.type,
+        event.message_id,
+        event.model_dump_json(),
+    )
+    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+
+
+class OutboxRelay:
+    def __init__(self, pool: asyncpg.Pool, bus: Bus, *, poll_interval: float = 1.0, batch_size: int = 100) -> None:
+        self._pool = pool
+        self._bus = bus
+        self._poll_interval = poll_interval
+        self._batch_size = batch_size
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.pool.PoolConnectionProxy[asyncpg.Record] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            listener = await self._pool.acquire()
+            await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            self._listener = listener
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._listener is not None:
+            with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
+                await self._listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+            await self._pool.release(self._listener)
+            self._listener = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                relayed = await self.relay_once()
+            except (TransientError, *CONNECTION_ERRORS, asyncpg.PostgresError) as exc:  # type: ignore[misc]
+                log.warning("outbox_relay_failed", error=repr(exc))
+                relayed = 0
+            if relayed < self._batch_size:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
+
+    async def relay_once(self) -> int:
+        """Publish up to one batch of pending events; return how many were relayed."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, routing_key, message_id, body FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self._batch_size,
+            )
+            for row in rows:
+                await self._bus.publish_raw(row["routing_key"], row["body"].encode(), message_id=str(row["message_id"]))
+            if rows:
+                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+            pending = await conn.fetchval("SELECT count(*) FROM outbox")
+        OUTBOX_PENDING.set(max(0, int(pending or 0) - len(rows)))
+        if rows:
+            log.debug("outbox_relayed", count=len(rows))
+        return len(rows)

@@ -1,0 +1,49 @@
+"""Settings shared by every Comptaflow process, read once in the composition root.
+
+Every variable is prefixed `COMPTAFLOW_` (CONTRACT §1). Nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COMPTAFLOW_", extra="forbid", frozen=True)
+
+    home: Path = Path("./var")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    jwt_secret: SecretStr | None = None
+    secret_key: SecretStr | None = Field(
+        default=None, description="Key that encrypts tenant secrets at rest (derived from jwt_secret if unset)."
+    )
+
+    amqp_url: SecretStr | None = None
+    database_url: SecretStr | None = None
+    s3_endpoint: str | None = None
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_bucket: str = "comptaflow"
+    s3_region: str = "us-east-1"
+    clickhouse_url: str | None = None
+
+    max_upload_mb: int = Field(default=512, ge=1)
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    db_pool_max: int = Field(default=10, ge=1)
+
+    # Messaging: how many times a message may be delivered before it is dead-lettered, and how many
+    # messages one worker handles at once.
+    delivery_limit: int = Field(default=5, ge=1)
+    worker_prefetch: int = Field(default=2, ge=1)
+    # Port of the worker health/metrics endpoint under `comptaflow serve <worker>` (0 = none).
+    health_port: int = Field(default=8001, ge=0, le=65535)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024

@@ -1,0 +1,72 @@
+"""JWT (HS256) access tokens: claims `sub`, `role`, `tenants`, `exp` (CONTRACT §2)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import jwt
+
+ALGORITHM = "HS256"
+ALL_TENANTS = "*"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    ACCOUNTANT = "accountant"
+    VIEWER = "viewer"
+
+
+class InvalidTokenError(Exception):
+    """The token is missing, malformed, badly signed, expired, or has unusable claims."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    sub: str
+    role: Role
+    tenants: frozenset[str]
+
+    @property
+    def all_tenants(self) -> bool:
+        return ALL_TENANTS in self.tenants
+
+    def can_see(self, tenant_id: str) -> bool:
+        return self.all_tenants or tenant_id in self.tenants
+
+    @property
+    def can_write(self) -> bool:
+        return self.role in (Role.ADMIN, Role.ACCOUNTANT)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+
+def mint(secret: str, *, sub: str, role: Role, tenants: Sequence[str], ttl: int = 3600) -> str:
+    now = int(time.time())
+    claims = {"sub": sub, "role": role.value, "tenants": list(tenants), "iat": now, "exp": now + ttl}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify(secret: str, token: str) -> Principal:
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "role", "tenants", "exp"]}
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidTokenError(type(exc).__name__) from exc
+    sub, role, tenants = claims.get("sub"), claims.get("role"), claims.get("tenants")
+    if not isinstance(sub, str) or not sub:
+        raise InvalidTokenError("sub")
+    if not isinstance(role, str):
+        raise InvalidTokenError("role")
+    try:
+        parsed_role = Role(role)
+    except ValueError as exc:
+        raise InvalidTokenError("role") from exc
+    if not isinstance(tenants, list) or not all(isinstance(t, str) for t in tenants):
+        raise InvalidTokenError("tenants")
+    return Principal(sub=sub, role=parsed_role, tenants=frozenset(tenants))
