@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from comptaflow.common.contracts import BatchKind, BatchStatus
+from comptaflow.common.db import Conn
 
 S = BatchStatus
 TRANSITIONS: dict[BatchStatus, frozenset[BatchStatus]] = {
@@ -97,7 +98,7 @@ def _batch(row: asyncpg.Record, files: Sequence[BatchFile] = ()) -> Batch:
 
 
 async def insert_batch(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     batch_id: uuid.UUID,
     tenant_id: str,
@@ -127,7 +128,7 @@ async def insert_batch(
     return _batch(row, files)
 
 
-async def get_batch(conn: asyncpg.Connection, batch_id: uuid.UUID) -> Batch | None:
+async def get_batch(conn: Conn, batch_id: uuid.UUID) -> Batch | None:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM batches WHERE id = $1", batch_id)  # noqa: S608 — constant columns
     if row is None:
         return None
@@ -140,7 +141,7 @@ async def get_batch(conn: asyncpg.Connection, batch_id: uuid.UUID) -> Batch | No
 
 
 async def transition(
-    conn: asyncpg.Connection,
+    conn: Conn,
     batch_id: uuid.UUID,
     target: BatchStatus,
     *,
@@ -154,7 +155,7 @@ async def transition(
     """Move a batch to `target` if its current status allows it; None if it does not (or no batch)."""
     # _COLUMNS is a constant of this module; every value is a bound parameter.
     row = await conn.fetchrow(
-        f"""  # noqa: S608
+        f"""
         UPDATE batches SET
             status = $2, stage = $3, progress = $4,
             period_start = COALESCE($5, period_start), period_end = COALESCE($6, period_end),
@@ -162,7 +163,7 @@ async def transition(
             status_seq = status_seq + 1, updated_at = now()
         WHERE id = $1 AND status = ANY($10::text[])
         RETURNING {_COLUMNS}
-        """,
+        """,  # noqa: S608
         batch_id,
         target.value,
         stage,
@@ -178,7 +179,7 @@ async def transition(
 
 
 async def record_progress(
-    conn: asyncpg.Connection, batch_id: uuid.UUID, *, expect: BatchStatus, stage: str, progress: float
+    conn: Conn, batch_id: uuid.UUID, *, expect: BatchStatus, stage: str, progress: float
 ) -> int | None:
     """Record a stage while the batch is in `expect`; progress never decreases. Returns the event seq."""
     value: int | None = await conn.fetchval(

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 from importlib import resources
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 import structlog
+from asyncpg.pool import PoolConnectionProxy
 
 from comptaflow.common.errors import DependencyUnavailable
 
@@ -20,7 +21,8 @@ log = structlog.get_logger("comptaflow.db")
 
 _MIGRATION_LOCK = 0x0C0F1A01
 Pool = asyncpg.Pool
-Connection = asyncpg.Connection
+# What repository functions take: a plain connection or one borrowed from the pool.
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,

@@ -16,7 +16,7 @@ import structlog
 
 from comptaflow.common.bus import Bus
 from comptaflow.common.bus.base import AnyEvent
-from comptaflow.common.db import CONNECTION_ERRORS
+from comptaflow.common.db import CONNECTION_ERRORS, Conn
 from comptaflow.common.errors import TransientError
 from comptaflow.common.metrics import OUTBOX_PENDING
 
@@ -25,7 +25,7 @@ log = structlog.get_logger("comptaflow.outbox")
 NOTIFY_CHANNEL = "comptaflow_outbox"
 
 
-async def enqueue(conn: asyncpg.Connection, event: AnyEvent) -> None:
+async def enqueue(conn: Conn, event: AnyEvent) -> None:
     await conn.execute(
         "INSERT INTO outbox (routing_key, message_id, body) VALUES ($1, $2, $3)",
         event.type,

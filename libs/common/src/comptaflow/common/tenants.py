@@ -8,6 +8,8 @@ from datetime import datetime
 
 import asyncpg
 
+from comptaflow.common.db import Conn
+
 
 @dataclass(frozen=True, slots=True)
 class Tenant:
@@ -20,7 +22,7 @@ class TenantExistsError(Exception):
     pass
 
 
-async def create_tenant(conn: asyncpg.Connection, tenant_id: str, name: str) -> Tenant:
+async def create_tenant(conn: Conn, tenant_id: str, name: str) -> Tenant:
     try:
         row = await conn.fetchrow(
             "INSERT INTO tenants (id, name) VALUES ($1, $2) RETURNING id, name, created_at", tenant_id, name
@@ -31,12 +33,12 @@ async def create_tenant(conn: asyncpg.Connection, tenant_id: str, name: str) -> 
     return Tenant(row["id"], row["name"], row["created_at"])
 
 
-async def get_tenant(conn: asyncpg.Connection, tenant_id: str) -> Tenant | None:
+async def get_tenant(conn: Conn, tenant_id: str) -> Tenant | None:
     row = await conn.fetchrow("SELECT id, name, created_at FROM tenants WHERE id = $1", tenant_id)
     return None if row is None else Tenant(row["id"], row["name"], row["created_at"])
 
 
-async def list_tenants(conn: asyncpg.Connection, only: Sequence[str] | None) -> list[Tenant]:
+async def list_tenants(conn: Conn, only: Sequence[str] | None) -> list[Tenant]:
     """All tenants (`only=None`) or those whose ids are listed, ordered by id."""
     if only is None:
         rows = await conn.fetch("SELECT id, name, created_at FROM tenants ORDER BY id")

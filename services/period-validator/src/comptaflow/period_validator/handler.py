@@ -1,0 +1,263 @@
+"""Handling of `batch.uploaded`: claim the batch, validate its files, record the outcome.
+
+A redelivered message for a batch that is already VALIDATED or FAILED is acknowledged without
+redoing anything; one whose predecessor died mid-way (batch still VALIDATING) is validated again.
+When the last delivery attempt fails, the batch is marked FAILED before the message is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+
+import structlog
+
+from comptaflow.common import batches, outbox
+from comptaflow.common.bus import Delivery
+from comptaflow.common.bus.base import AnyEvent
+from comptaflow.common.contracts import BatchKind, BatchStatus, BatchUploaded, LoadRequested
+from comptaflow.common.db import Conn
+from comptaflow.common.errors import InvalidMessage, NotFound, PermanentError
+from comptaflow.common.infra import Infra
+from comptaflow.common.metrics import BATCHES, VALIDATION_SECONDS
+from comptaflow.common.progress import BatchReporter
+from comptaflow.common.tenants import get_tenant
+from comptaflow.period_validator import layout
+from comptaflow.period_validator.findings import Code, FileKind, Finding, ValidationResult
+from comptaflow.period_validator.periods import overlap_findings
+
+SERVICE = "period-validator"
+MAX_REPORTED_FINDINGS = 200
+log = structlog.get_logger("comptaflow.period_validator")
+
+# Share of the progress bar each stage covers.
+DOWNLOADED, PARSED, STORED = 0.10, 0.85, 0.95
+
+
+class ValidationHandler:
+    def __init__(self, infra: Infra, *, work_dir: Path | None = None) -> None:
+        self._infra = infra
+        self._work_dir = work_dir
+        self._limit = infra.settings.delivery_limit
+
+    async def __call__(self, event: AnyEvent, delivery: Delivery) -> None:
+        if not isinstance(event, BatchUploaded):
+            raise InvalidMessage(f"the period validator does not handle {event.type}")
+        last_attempt = delivery.delivery_count + 1 >= self._limit
+        try:
+            await self._handle(event)
+        except PermanentError as exc:
+            await self._give_up(event, str(exc))
+            raise
+        except Exception as exc:
+            if last_attempt:
+                await self._give_up(event, f"validation failed after {self._limit} attempts: {exc!r}")
+                raise PermanentError(str(exc)) from exc
+            raise
+
+    async def _handle(self, event: BatchUploaded) -> None:
+        pool = self._infra.db
+        async with pool.acquire() as conn:
+            claimed = await batches.transition(
+                conn, event.batch_id, BatchStatus.VALIDATING, stage="download", progress=0.01
+            )
+            if claimed is None:
+                existing = await batches.get_batch(conn, event.batch_id)
+                if existing is None:
+                    raise NotFound(f"batch {event.batch_id} does not exist")
+                log.info("batch_already_handled", status=existing.status.value)
+                return
+            batch = await batches.get_batch(conn, event.batch_id)
+            tenant = await get_tenant(conn, claimed.tenant_id)
+        assert batch is not None
+        assert tenant is not None
+        if batch.tenant_id != event.tenant_id:
+            raise InvalidMessage("the message names another tenant than the batch's")
+        reporter = BatchReporter(
+            pool=pool, bus=self._infra.bus, service=SERVICE, tenant_id=batch.tenant_id, batch_id=batch.id
+        )
+        await reporter.announce_batch(claimed, "validation started")
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="cf-validate-", dir=self._work_dir) as tmp:
+            paths = await self._download(batch, Path(tmp))
+            await reporter.stage("download", DOWNLOADED, status=BatchStatus.VALIDATING, message="files downloaded")
+            result = await self._validate(batch, paths, reporter)
+            if result.ok and result.period is not None:
+                async with pool.acquire() as conn:
+                    result.errors.extend(await overlap_findings(conn, batch.tenant_id, result.period))
+            VALIDATION_SECONDS.labels(batch.kind.value).observe(time.perf_counter() - started)
+            if not result.ok:
+                await self._fail(batch, result, reporter)
+                return
+            await reporter.stage("store", PARSED, status=BatchStatus.VALIDATING, message="storing normalised tables")
+            await self._store_tables(batch, result, Path(tmp))
+            moved = await self._declare_files(batch, tenant.name, result)
+        await self._succeed(batch, result, moved, reporter)
+
+    async def _download(self, batch: batches.Batch, tmp: Path) -> dict[str, Path]:
+        paths: dict[str, Path] = {}
+        for file in batch.files:
+            suffix = PurePosixPath(file.filename).suffix.lower()[:8]
+            target = tmp / f"{file.field}{suffix}"
+            await self._infra.storage.download_file(file.object_key, target)
+            paths[file.field] = target
+        return paths
+
+    async def _validate(
+        self, batch: batches.Batch, paths: dict[str, Path], reporter: BatchReporter
+    ) -> ValidationResult:
+        if batch.kind is not BatchKind.EXCEL:
+            return ValidationResult(
+                errors=[Finding(Code.NOT_FEC, "FEC validation is not available in this version", file="fec")]
+            )
+        missing = [kind for kind in FileKind if kind.value not in paths]
+        if missing:
+            return ValidationResult(
+                errors=[
+                    Finding(Code.MISSING_FILE, f"the batch has no {kind.value} file", file=kind.value)
+                    for kind in missing
+                ]
+            )
+        from comptaflow.period_validator.excel import validate_excel
+
+        loop = asyncio.get_running_loop()
+        updates: asyncio.Queue[tuple[str, float] | None] = asyncio.Queue()
+
+        def on_progress(stage: str, fraction: float) -> None:
+            loop.call_soon_threadsafe(updates.put_nowait, (stage, fraction))
+
+        async def relay_progress() -> None:
+            while (update := await updates.get()) is not None:
+                stage, fraction = update
+                overall = DOWNLOADED + (PARSED - DOWNLOADED) * min(1.0, max(0.0, fraction))
+                await reporter.stage(stage, overall, status=BatchStatus.VALIDATING)
+
+        relay = asyncio.create_task(relay_progress())
+        try:
+            typed = {FileKind(field): path for field, path in paths.items()}
+            return await asyncio.to_thread(validate_excel, typed, on_progress=on_progress)
+        finally:
+            updates.put_nowait(None)
+            await relay
+
+    async def _store_tables(self, batch: batches.Batch, result: ValidationResult, tmp: Path) -> None:
+        for table, frame in result.tables.items():
+            path = tmp / f"{table}.parquet"
+            await asyncio.to_thread(frame.write_parquet, path, compression="zstd")
+            await self._infra.storage.upload_file(layout.staging_key(batch.tenant_id, batch.id, table), path)
+
+    async def _declare_files(self, batch: batches.Batch, tenant_name: str, result: ValidationResult) -> dict[str, str]:
+        """Copy the uploaded files to the period's folder; earlier files of the same names go to backup/."""
+        assert result.period is not None
+        start, end = result.period.start, result.period.end
+        storage = self._infra.storage
+        moved: dict[str, str] = {}
+        backup_at: str | None = None
+        for file in batch.files:
+            kind = FileKind(file.field)
+            target = layout.declared_key(
+                batch.tenant_id, tenant_name, start, end, kind=kind, day=batch.created_at.date()
+            )
+            async with self._infra.db.acquire() as conn:
+                owner = await conn.fetchval(
+                    "SELECT batch_id FROM batch_files WHERE object_key = $1 AND batch_id <> $2", target, batch.id
+                )
+            if owner is not None and await storage.exists(target):
+                backup_at = backup_at or layout.backup_prefix(batch.tenant_id, start, end, datetime.now(UTC))
+                await storage.copy(target, backup_at + target.rsplit("/", 1)[1])
+            await storage.copy(file.object_key, target)
+            moved[file.field] = target
+        return moved
+
+    async def _succeed(
+        self, batch: batches.Batch, result: ValidationResult, moved: dict[str, str], reporter: BatchReporter
+    ) -> None:
+        assert result.period is not None
+        async with self._infra.db.acquire() as conn, conn.transaction():
+            done = await batches.transition(
+                conn,
+                batch.id,
+                BatchStatus.VALIDATED,
+                stage="validated",
+                progress=1.0,
+                period=(result.period.start, result.period.end),
+                errors=[],
+                warnings=_capped(result.warnings),
+                stats=result.stats,
+            )
+            if done is None:
+                log.warning("batch_moved_on_during_validation")
+                return
+            await _record_moves(conn, batch.id, moved)
+            if batch.auto_load:
+                await outbox.enqueue(conn, LoadRequested(tenant_id=batch.tenant_id, batch_id=batch.id))
+        BATCHES.labels(batch.kind.value, BatchStatus.VALIDATED.value).inc()
+        await reporter.announce_batch(
+            done, f"period {result.period.start.isoformat()} to {result.period.end.isoformat()} validated"
+        )
+        # The incoming copies are no longer referenced; a failure here leaves only garbage behind.
+        with contextlib.suppress(Exception):
+            await self._infra.storage.delete_keys([f.object_key for f in batch.files if f.field in moved])
+        log.info(
+            "batch_validated",
+            period_start=str(result.period.start),
+            period_end=str(result.period.end),
+            warnings=len(result.warnings),
+        )
+
+    async def _fail(self, batch: batches.Batch, result: ValidationResult, reporter: BatchReporter) -> None:
+        async with self._infra.db.acquire() as conn:
+            done = await batches.transition(
+                conn,
+                batch.id,
+                BatchStatus.FAILED,
+                stage="failed",
+                progress=1.0,
+                period=(result.period.start, result.period.end) if result.period else None,
+                errors=_capped(result.errors),
+                warnings=_capped(result.warnings),
+                stats={**result.stats, "errors_total": len(result.errors)},
+            )
+        if done is None:
+            return
+        BATCHES.labels(batch.kind.value, BatchStatus.FAILED.value).inc()
+        codes = sorted({f.code.value for f in result.errors})
+        await reporter.announce_batch(done, "validation failed: " + ", ".join(codes))
+        log.info("batch_rejected", codes=codes, errors=len(result.errors))
+
+    async def _give_up(self, event: BatchUploaded, reason: str) -> None:
+        """Mark the batch FAILED when its message is about to be dead-lettered (best effort)."""
+        finding = Finding(Code.INTERNAL_ERROR, f"the batch could not be validated: {reason}")
+        try:
+            async with self._infra.db.acquire() as conn:
+                done = await batches.transition(
+                    conn, event.batch_id, BatchStatus.FAILED, stage="failed", progress=1.0, errors=[finding.as_dict()]
+                )
+            if done is not None:
+                BATCHES.labels(done.kind.value, BatchStatus.FAILED.value).inc()
+                reporter = BatchReporter(
+                    pool=self._infra.db,
+                    bus=self._infra.bus,
+                    service=SERVICE,
+                    tenant_id=done.tenant_id,
+                    batch_id=done.id,
+                )
+                await reporter.announce_batch(done, finding.message)
+        except Exception:
+            log.exception("batch_not_marked_failed", batch_id=str(event.batch_id))
+
+
+async def _record_moves(conn: Conn, batch_id: uuid.UUID, moved: dict[str, str]) -> None:
+    await conn.executemany(
+        "UPDATE batch_files SET object_key = $3 WHERE batch_id = $1 AND field = $2",
+        [(batch_id, field, key) for field, key in moved.items()],
+    )
+
+
+def _capped(findings: list[Finding]) -> list[dict[str, object]]:
+    return [f.as_dict() for f in findings[:MAX_REPORTED_FINDINGS]]
