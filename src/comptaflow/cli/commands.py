@@ -11,9 +11,11 @@ from pydantic import SecretStr
 from comptaflow.cli.embedded import EmbeddedPostgres, EmbeddedS3
 from comptaflow.cli.runtime import HttpServer, stop_event_on_signals
 from comptaflow.common import db
+from comptaflow.common.bus.memory import MemoryBus
 from comptaflow.common.health import HealthServer
 from comptaflow.common.infra import open_infra
 from comptaflow.common.logging import get_logger
+from comptaflow.common.outbox import reannounce_unfinished
 from comptaflow.common.settings import Settings
 
 log = get_logger("comptaflow.cli")
@@ -60,6 +62,9 @@ async def up(settings: Settings) -> int:
             log.info("embedded_s3_started", endpoint=endpoint.endpoint)
         settings = settings.model_copy(update=updates)
         infra = await stack.enter_async_context(open_infra(settings, service="up", run_migrations=True))
+        if isinstance(infra.bus, MemoryBus):
+            # In-memory queues did not survive the last stop: announce unfinished batches again.
+            await reannounce_unfinished(infra.db)
         work_dir = home / "tmp"
         work_dir.mkdir(exist_ok=True)
         validator = PeriodValidator(infra, work_dir=work_dir)

@@ -195,3 +195,36 @@ async def record_progress(
         progress,
     )
     return value
+
+
+async def list_batches(
+    conn: asyncpg.Connection,
+    tenant_id: str,
+    *,
+    limit: int,
+    before: tuple[datetime, uuid.UUID] | None = None,
+) -> list[Batch]:
+    """A tenant's batches, newest first (`created_at DESC, id DESC`), with their files.
+
+    `before` is the (created_at, id) of the last batch of the previous page (keyset pagination).
+    """
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM batches WHERE tenant_id = $1"  # noqa: S608 — constant columns
+        " AND ($2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::uuid))"
+        " ORDER BY created_at DESC, id DESC LIMIT $4",
+        tenant_id,
+        before[0] if before else None,
+        before[1] if before else None,
+        limit,
+    )
+    ids = [r["id"] for r in rows]
+    files: dict[uuid.UUID, list[BatchFile]] = {i: [] for i in ids}
+    if ids:
+        file_rows = await conn.fetch(
+            "SELECT batch_id, field, filename, size, sha256, object_key FROM batch_files"
+            " WHERE batch_id = ANY($1::uuid[]) ORDER BY batch_id, field",
+            ids,
+        )
+        for r in file_rows:
+            files[r["batch_id"]].append(BatchFile(r["field"], r["filename"], r["size"], r["sha256"], r["object_key"]))
+    return [_batch(r, files[r["id"]]) for r in rows]

@@ -97,3 +97,37 @@ class OutboxRelay:
         if rows:
             log.debug("outbox_relayed", count=len(rows))
         return len(rows)
+
+
+async def reannounce_unfinished(pool: asyncpg.Pool) -> int:
+    """Re-enqueue `batch.uploaded` for batches left PENDING or VALIDATING with no pending event.
+
+    Only for the in-process bus, whose queued messages do not survive a restart: the validator's
+    guarded transitions make a duplicate harmless.
+    """
+    from comptaflow.common.contracts import BatchKind, BatchUploaded
+
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            """
+            SELECT b.id, b.tenant_id, b.kind, b.auto_load FROM batches b
+            WHERE b.status IN ('PENDING', 'VALIDATING')
+              AND NOT EXISTS (
+                  SELECT 1 FROM outbox o
+                  WHERE o.routing_key = 'batch.uploaded' AND o.body::jsonb ->> 'batch_id' = b.id::text
+              )
+            """
+        )
+        for row in rows:
+            await enqueue(
+                conn,
+                BatchUploaded(
+                    tenant_id=row["tenant_id"],
+                    batch_id=row["id"],
+                    kind=BatchKind(row["kind"]),
+                    auto_load=row["auto_load"],
+                ),
+            )
+    if rows:
+        log.info("unfinished_batches_reannounced", count=len(rows))
+    return len(rows)

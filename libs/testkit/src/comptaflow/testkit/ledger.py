@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from itertools import groupby
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
@@ -97,6 +98,10 @@ class RenderedLedger:
     expected: LedgerExpectation
 
 
+RowSink = Callable[[int, list[Cell]], None]
+"""Receives each row (0-based index, cells) in order."""
+
+
 def _account_of(kind: LedgerKind, line: Line) -> str:
     if kind == "grand_livre_tiers":
         assert line.tiers is not None
@@ -111,11 +116,21 @@ def _label_of(kind: LedgerKind, code: str) -> str:
 class _Renderer:
     """Writes rows in order and records what each non-entry row is."""
 
-    def __init__(self, kind: LedgerKind, style: LedgerStyle, preamble: Callable[[int], list[list[Cell]]]):
+    def __init__(
+        self,
+        kind: LedgerKind,
+        style: LedgerStyle,
+        preamble: Callable[[int], list[list[Cell]]],
+        sink: RowSink,
+        *,
+        record_entries: bool = True,
+    ):
         self.kind = kind
         self.style = style
         self.preamble = preamble
-        self.rows: list[list[Cell]] = []
+        self.sink = sink
+        self.record_entries = record_entries
+        self.written = 0
         self.skipped: Counter[str] = Counter()
         self.expected = LedgerExpectation()
         self.columns = self._columns()
@@ -137,15 +152,14 @@ class _Renderer:
 
     @property
     def next_row(self) -> int:
-        return len(self.rows) + 1
+        return self.written + 1
 
     def emit(self, cells: dict[str, Cell], reason: str | None) -> None:
-        self.rows.append([cells.get(name) for name in self.columns])
-        if reason is not None:
-            self.skipped[reason] += 1
+        self.emit_raw([cells.get(name) for name in self.columns], reason)
 
     def emit_raw(self, row: list[Cell], reason: str | None) -> None:
-        self.rows.append(row)
+        self.sink(self.written, row)
+        self.written += 1
         if reason is not None:
             self.skipped[reason] += 1
 
@@ -214,36 +228,39 @@ class _Renderer:
         else:
             cells["tiers"] = code
             cells["collectif"] = self.code_cell(line.account)
-        self.expected.entry_rows.append((self.next_row, line))
+        if self.record_entries:
+            self.expected.entry_rows.append((self.next_row, line))
+        self.expected.entry_lines += 1
         self.emit(cells, None)
 
     def total(self, text: str, debit: int, credit: int, reason: str) -> None:
         self.emit({"label": text, "debit": self.money(debit), "credit": self.money(credit)}, reason)
 
 
-def render_ledger(
+def stream_ledger(
     kind: LedgerKind,
-    lines: Sequence[Line],
+    ordered: Iterable[Line],
     style: LedgerStyle,
     preamble: Callable[[int], list[list[Cell]]],
-) -> RenderedLedger:
-    """Rows of a grand livre listing `lines` (sorted by account, then date and piece)."""
-    r = _Renderer(kind, style, preamble)
+    sink: RowSink,
+    *,
+    record_entries: bool = True,
+) -> LedgerExpectation:
+    """Send the rows of a grand livre to `sink`; `ordered` is sorted by account (tiers code)."""
+    r = _Renderer(kind, style, preamble, sink, record_entries=record_entries)
     r.start()
-    ordered = sorted(lines, key=lambda line: (_account_of(kind, line), line.date, line.piece))
-    by_account: dict[str, list[Line]] = {}
-    for line in ordered:
-        by_account.setdefault(_account_of(kind, line), []).append(line)
     grand_debit = grand_credit = on_page = 0
-    codes = list(by_account)
-    for position, code in enumerate(codes):
+    previous: str | None = None
+    for code, group in groupby(ordered, key=lambda line: _account_of(kind, line)):
+        if previous is not None:
+            _close_account(r, previous, code)
         if style.layout == "grouped":
             r.group_row(code)
             r.expected.account_labels[code] = _label_of(kind, code)
         if style.opening_rows:
             r.emit({"label": "Solde antérieur"}, "balance")
         debit = credit = 0
-        for line in by_account[code]:
+        for line in group:
             if style.page_size and on_page == style.page_size:
                 r.page_break(grand_debit, grand_credit)
                 on_page = 0
@@ -253,20 +270,41 @@ def render_ledger(
             credit += line.credit
             r.entry(line, code, debit - credit)
             on_page += 1
-            grand_debit += line.debit
-            grand_credit += line.credit
+        grand_debit += debit
+        grand_credit += credit
         if style.account_totals:
             text = f"Total compte {code}" if style.total_style == "total_compte" else f"Total {code}"
             r.total(text, debit, credit, "total_account")
-        if style.class_totals and (position + 1 == len(codes) or codes[position + 1][0] != code[0]):
-            r.total(f"Total classe {code[0]}", 0, 0, "subtotal")
         r.expected.per_account[code] = (cents_to_decimal(debit), cents_to_decimal(credit))
-        if style.blank_between_groups and (style.grand_total or position + 1 < len(codes)):
-            r.emit_raw([], "blank")
+        previous = code
+    if previous is not None:
+        _close_account(r, previous, None)
     if style.grand_total:
         r.total("Total général", grand_debit, grand_credit, "total_general")
-    r.expected.entry_lines = len(ordered)
     r.expected.total_debit = cents_to_decimal(grand_debit)
     r.expected.total_credit = cents_to_decimal(grand_credit)
     r.expected.skipped = dict(r.skipped)
-    return RenderedLedger(r.rows, r.expected)
+    return r.expected
+
+
+def _close_account(r: _Renderer, code: str, following: str | None) -> None:
+    """Rows after an account's total: the class total when the class changes, a blank row."""
+    if r.style.class_totals and (following is None or following[0] != code[0]):
+        r.total(f"Total classe {code[0]}", 0, 0, "subtotal")
+    if r.style.blank_between_groups and (following is not None or r.style.grand_total):
+        r.emit_raw([], "blank")
+
+
+def render_ledger(
+    kind: LedgerKind,
+    lines: Sequence[Line],
+    style: LedgerStyle,
+    preamble: Callable[[int], list[list[Cell]]],
+) -> RenderedLedger:
+    """Rows of a grand livre listing `lines` (sorted by account, then date and piece)."""
+    if kind == "grand_livre_tiers":
+        lines = [line for line in lines if line.tiers is not None]
+    ordered = sorted(lines, key=lambda line: (_account_of(kind, line), line.date, line.piece))
+    rows: list[list[Cell]] = []
+    expected = stream_ledger(kind, ordered, style, preamble, lambda _index, row: rows.append(row))
+    return RenderedLedger(rows, expected)

@@ -1,0 +1,156 @@
+"""The error envelope and the exception handlers that produce it (CONTRACT §2).
+
+Every error the gateway answers has the same body, whoever raised it (a route, FastAPI's request
+validation, Starlette's routing, an unreachable dependency):
+
+    {"error": {"code": "UPPER_SNAKE", "message": "human text", "details": {...}}}
+
+    ApiError               — raised by routes and dependencies with a status and a code
+    RequestValidationError — FastAPI's 422                       → VALIDATION_ERROR
+    HTTPException          — Starlette's 404/405 for unknown routes → NOT_FOUND, METHOD_NOT_ALLOWED, …
+    DependencyUnavailable and lost connections (OSError, asyncpg's) → 503 SERVICE_UNAVAILABLE
+    anything else                                                → 500 INTERNAL_ERROR (logged)
+"""
+
+from __future__ import annotations
+
+import http
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from comptaflow.common.db import CONNECTION_ERRORS
+from comptaflow.common.errors import DependencyUnavailable
+
+log = structlog.get_logger("comptaflow.gateway")
+
+
+class ApiError(Exception):
+    """An error answered to the client as it is."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Mapping[str, Any] | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = dict(details or {})
+        self.headers = dict(headers or {})
+
+
+def unauthorized(message: str = "missing, invalid or expired bearer token") -> ApiError:
+    return ApiError(401, "UNAUTHORIZED", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def forbidden(message: str) -> ApiError:
+    return ApiError(403, "FORBIDDEN", message)
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "NOT_FOUND", f"{what} not found")
+
+
+def envelope(code: str, message: str, details: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": dict(details or {})}}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Mapping[str, Any] | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(envelope(code, message, details), status_code=status, headers=dict(headers or {}))
+
+
+# The OpenAPI description of the envelope, referenced by every route's error responses.
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string", "example": "NOT_FOUND"},
+                "message": {"type": "string"},
+                "details": {"type": "object"},
+            },
+        }
+    },
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: each listed status documented with the envelope."""
+    return {
+        status: {
+            "description": http.HTTPStatus(status).phrase,
+            "content": {"application/json": {"schema": ERROR_SCHEMA}},
+        }
+        for status in statuses
+    }
+
+
+def _code_for_status(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).name
+    except ValueError:
+        return "HTTP_ERROR"
+
+
+async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message, exc.details, headers=exc.headers)
+
+
+async def _http_exception(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _code_for_status(exc.status_code)
+    message = exc.detail if isinstance(exc.detail, str) else http.HTTPStatus(exc.status_code).phrase
+    return error_response(exc.status_code, code, message, headers=exc.headers)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": [str(part) for part in err.get("loc", ())], "msg": str(err.get("msg", "")), "type": err.get("type")}
+        for err in exc.errors()
+    ]
+    return error_response(422, "VALIDATION_ERROR", "the request is not valid", {"errors": errors})
+
+
+async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    log.warning("dependency_unavailable", error=type(exc).__name__, reason=str(exc))
+    return error_response(
+        503, "SERVICE_UNAVAILABLE", "a dependency of the gateway is unavailable, retry later", headers={"Retry-After": "5"}
+    )
+
+
+async def _internal(_request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled_exception", error=type(exc).__name__, exc_info=exc)
+    return error_response(500, "INTERNAL_ERROR", "internal error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DependencyUnavailable, _unavailable)
+    for exc_type in CONNECTION_ERRORS:
+        app.add_exception_handler(exc_type, _unavailable)
+    app.add_exception_handler(Exception, _internal)

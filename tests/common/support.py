@@ -1,0 +1,27 @@
+"""Small helpers shared by the common-library tests (no fixtures here: those live in conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+
+def tenant_id() -> str:
+    """A tenant id unique to one test that matches the contract pattern."""
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+async def eventually(check: Callable[[], Awaitable[bool]] | Callable[[], bool], *, within: float = 10.0) -> None:
+    """Poll `check` until it is true; fail with the elapsed time when it is not within `within` seconds."""
+    started = time.monotonic()
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() - started > within:
+            raise AssertionError(f"condition still false after {within:.1f}s")
+        await asyncio.sleep(0.02)

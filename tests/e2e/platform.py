@@ -1,0 +1,66 @@
+"""A running platform: the gateway on a real port and the period validator, on real infrastructure."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+from comptaflow.gateway.app import create_app
+
+from comptaflow.cli.runtime import HttpServer
+from comptaflow.common.infra import Infra, open_infra
+from comptaflow.common.settings import Settings
+from comptaflow.common.tokens import Role, mint
+from comptaflow.period_validator.app import PeriodValidator
+
+
+@dataclass
+class Platform:
+    base_url: str
+    settings: Settings
+    gateway: Infra
+    worker: Infra
+    validator: PeriodValidator
+
+    def token(self, *tenants: str, role: Role = Role.ACCOUNTANT, ttl: int = 600) -> str:
+        assert self.settings.jwt_secret is not None
+        return mint(self.settings.jwt_secret.get_secret_value(), sub="e2e", role=role, tenants=tenants, ttl=ttl)
+
+    def client(self, token: str | None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=60)
+
+    @property
+    def ws_url(self) -> str:
+        return self.base_url.replace("http://", "ws://") + "/api/v1/ws"
+
+    async def new_tenant(self, name: str = "ACME SARL") -> str:
+        tenant_id = f"t-{uuid.uuid4().hex[:10]}"
+        async with self.client(self.token("*", role=Role.ADMIN)) as admin:
+            response = await admin.post("/api/v1/tenants", json={"id": tenant_id, "name": name})
+            assert response.status_code == 201, response.text
+        return tenant_id
+
+
+@contextlib.asynccontextmanager
+async def running_platform(settings: Settings) -> AsyncIterator[Platform]:
+    """Gateway and validator as two separate components, each with its own connections."""
+    async with (
+        open_infra(settings, service="gateway") as gateway,
+        open_infra(settings, service="period-validator") as worker,
+    ):
+        assert settings.jwt_secret is not None
+        validator = PeriodValidator(worker)
+        await validator.start()
+        http = HttpServer(
+            create_app(gateway, jwt_secret=settings.jwt_secret.get_secret_value()), host="127.0.0.1", port=0
+        )
+        port = await http.start()
+        try:
+            yield Platform(f"http://127.0.0.1:{port}", settings, gateway, worker, validator)
+        finally:
+            await http.stop()
+            await validator.stop(grace=5)
