@@ -90,7 +90,7 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Endpoint]:
     except Exception as exc:
         unavailable("SeaweedFS", exc)
     yield endpoint
-    server.stop()
+    server.stop(grace=0)  # test data is disposable
 
 
 def _rabbitmqctl(*args: str) -> bool:

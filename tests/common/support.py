@@ -7,6 +7,13 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+# Every AmqpBus of the test session declares the queues with this limit (a different one would be refused
+# by RabbitMQ with PRECONDITION_FAILED); it matches the `settings` fixture of tests/conftest.py.
+AMQP_DELIVERY_LIMIT = 3
+
+# The `fresh_database` fixture: creates an empty database and returns its DSN.
+FreshDatabase = Callable[[], Awaitable[str]]
+
 
 def tenant_id() -> str:
     """A tenant id unique to one test that matches the contract pattern."""

@@ -95,6 +95,8 @@ def _run_up(tmp_path: Path, extra_env: dict[str, str]) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def test_up_runs_on_embedded_defaults(tmp_path: Path) -> None:

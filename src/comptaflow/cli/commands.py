@@ -37,7 +37,6 @@ async def migrate(settings: Settings) -> int:
 async def up(settings: Settings) -> int:
     """Everything in one process; embedded PostgreSQL and S3 unless their URLs are set."""
     from comptaflow.gateway.app import create_app
-
     from comptaflow.period_validator.app import PeriodValidator
 
     home = settings.home.resolve()

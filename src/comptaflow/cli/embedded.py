@@ -71,25 +71,26 @@ class EmbeddedS3:
         path.chmod(0o600)
         return access, secret
 
-    async def start(self, *, ready_within: float = 60.0) -> S3Endpoint:
+    async def start(self, *, ready_within: float = 60.0, attempts: int = 3) -> S3Endpoint:
+        """Start on free ports; a server that exits at start (a port taken meanwhile) is retried."""
         self._dir.mkdir(parents=True, exist_ok=True)
         (self._dir / "data").mkdir(exist_ok=True)
         access, secret = self._credentials()
         config = self._dir / "s3.json"
-        config.write_text(
-            json.dumps(
-                {
-                    "identities": [
-                        {
-                            "name": "comptaflow",
-                            "credentials": [{"accessKey": access, "secretKey": secret}],
-                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                        }
-                    ]
-                }
-            )
-        )
+        identity = {
+            "name": "comptaflow",
+            "credentials": [{"accessKey": access, "secretKey": secret}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }
+        config.write_text(json.dumps({"identities": [identity]}))
         config.chmod(0o600)
+        for _ in range(attempts):
+            endpoint = await self._start_once(config, access, secret, ready_within)
+            if endpoint is not None:
+                return endpoint
+        raise EmbeddedError(f"SeaweedFS did not start in {attempts} attempts; see {self._log_file}")
+
+    async def _start_once(self, config: Path, access: str, secret: str, ready_within: float) -> S3Endpoint | None:
         ports = [free_port() for _ in range(8)]
         s3_port = ports[6]
         args = [
@@ -107,42 +108,45 @@ class EmbeddedS3:
             "-s3",
             f"-s3.port={s3_port}",
             f"-s3.port.grpc={ports[7]}",
+            "-s3.port.iceberg=0",  # fixed default ports would collide between instances; unused here
+            "-s3.port.lance=0",
             f"-s3.config={config}",
             "-master.volumeSizeLimitMB=256",
             "-volume.max=0",
         ]
-        log_handle = self._log_file.open("ab")
-        # Popen returns at once (no blocking wait); fixed arguments, binary from our own environment.
-        self._process = subprocess.Popen(  # noqa: S603, ASYNC220
-            args, stdout=log_handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-        log_handle.close()
+        with self._log_file.open("ab") as log_handle:
+            # Popen returns at once (no blocking wait); fixed arguments, binary from our own environment.
+            self._process = subprocess.Popen(  # noqa: S603, ASYNC220
+                args, stdout=log_handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         endpoint = f"http://127.0.0.1:{s3_port}"
         deadline = time.monotonic() + ready_within
         async with httpx.AsyncClient(timeout=2) as client:
             while time.monotonic() < deadline:
                 if self._process.poll() is not None:
-                    raise EmbeddedError(
-                        f"SeaweedFS exited early (code {self._process.returncode}); see {self._log_file}"
-                    )
+                    log.warning("seaweedfs_exited_at_start", code=self._process.returncode, log=str(self._log_file))
+                    self._process = None
+                    return None
                 with contextlib.suppress(httpx.HTTPError):
                     response = await client.get(endpoint + "/")
                     # The S3 gateway answers before the volume server accepts writes: probe one.
                     if response.status_code in (200, 403) and await _volume_ready(endpoint, access, secret):
                         return S3Endpoint(endpoint, access, secret)
                 await asyncio.sleep(0.3)
-        self.stop()
+        self.stop(grace=0)
         raise EmbeddedError(f"SeaweedFS did not become ready in {ready_within:.0f}s; see {self._log_file}")
 
-    def stop(self) -> None:
+    def stop(self, *, grace: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds (SeaweedFS can take ~25 s to wind down by itself;
+        its volume files recover from an interrupted shutdown at the next start)."""
         if self._process is None:
             return
         self._process.terminate()
         try:
-            self._process.wait(timeout=15)
+            self._process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             self._process.kill()
-            self._process.wait(timeout=5)
+            self._process.wait(timeout=10)
         self._process = None
 
 

@@ -198,7 +198,7 @@ async def record_progress(
 
 
 async def list_batches(
-    conn: asyncpg.Connection,
+    conn: Conn,
     tenant_id: str,
     *,
     limit: int,

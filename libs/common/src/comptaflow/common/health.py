@@ -10,7 +10,11 @@ import contextlib
 import json
 from collections.abc import Awaitable, Callable
 
+import structlog
+
 from comptaflow.common.metrics import render_metrics
+
+log = structlog.get_logger("comptaflow.health")
 
 Readiness = Callable[[], Awaitable[dict[str, bool]]]
 
@@ -43,7 +47,8 @@ class HealthServer:
             while (await asyncio.wait_for(reader.readline(), timeout=5)) not in (b"\r\n", b"\n", b""):
                 pass
             parts = request_line.decode("latin-1").split()
-            path = parts[1] if len(parts) >= 2 else "/"
+            target = parts[1] if len(parts) >= 2 else "/"
+            path = target.split("?", 1)[0]  # a probe or scrape may add a query string
             status, body, ctype = await self._route(path)
             head = (
                 f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
@@ -62,8 +67,14 @@ class HealthServer:
         if path == "/healthz":
             return "200 OK", b'{"status":"ok"}', "application/json"
         if path == "/readyz":
-            checks = await self._readiness()
-            ok = all(checks.values())
+            try:
+                checks = await self._readiness()
+            except Exception as exc:  # a check that crashes means "not ready", never a dropped connection
+                log.warning("readiness_check_failed", error=type(exc).__name__, reason=str(exc))
+                checks = {}
+                ok = False
+            else:
+                ok = all(checks.values())
             body = json.dumps({"status": "ok" if ok else "unavailable", "checks": checks}).encode()
             return ("200 OK" if ok else "503 Service Unavailable"), body, "application/json"
         if path == "/metrics":

@@ -71,13 +71,15 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         while True:
+            # Cleared before the pass, not after: a NOTIFY arriving during the pass (an event committed
+            # after its SELECT) must start another pass at once instead of waiting for the poll interval.
+            self._wake.clear()
             try:
                 relayed = await self.relay_once()
             except (TransientError, *CONNECTION_ERRORS, asyncpg.PostgresError) as exc:  # type: ignore[misc]
                 log.warning("outbox_relay_failed", error=repr(exc))
                 relayed = 0
             if relayed < self._batch_size:
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
 
@@ -92,8 +94,9 @@ class OutboxRelay:
                 await self._bus.publish_raw(row["routing_key"], row["body"].encode(), message_id=str(row["message_id"]))
             if rows:
                 await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+            # Counted after the DELETE, in the same transaction: the rows relayed now are already gone.
             pending = await conn.fetchval("SELECT count(*) FROM outbox")
-        OUTBOX_PENDING.set(max(0, int(pending or 0) - len(rows)))
+        OUTBOX_PENDING.set(int(pending or 0))
         if rows:
             log.debug("outbox_relayed", count=len(rows))
         return len(rows)

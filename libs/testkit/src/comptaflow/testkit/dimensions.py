@@ -48,12 +48,12 @@ def _code(code: str, numeric: bool) -> Cell:
 def plan_comptes_rows(
     style: PlanStyle = "canonical", *, numeric_accounts: bool = False, accounts: Sequence[Account] = ACCOUNTS
 ) -> list[list[Cell]]:
-    header: list[Cell] = {
+    headers: dict[PlanStyle, list[Cell]] = {
         "canonical": ["Compte", "Intitulé", "Type"],
         "variant": ["N° compte", "Libellé", "Nature", "Classe", "Sens"],
         "minimal": ["Numéro", "Libelle"],
-    }[style]
-    rows = [*_title("Plan comptable"), header]
+    }
+    rows = [*_title("Plan comptable"), headers[style]]
     for account in accounts:
         row: list[Cell] = [_code(account.code, numeric_accounts), account.label]
         if style == "canonical":
@@ -93,12 +93,12 @@ def plan_tiers_rows(
 
 
 def code_journal_rows(style: PlanStyle = "canonical", *, journals: Sequence[Journal] = JOURNALS) -> list[list[Cell]]:
-    header: list[Cell] = {
+    headers: dict[PlanStyle, list[Cell]] = {
         "canonical": ["Code", "Libellé", "Type"],
         "variant": ["Code journal", "Intitulé", "TYPE"],
         "minimal": ["Journal", "Intitulé"],
-    }[style]
-    rows = [*_title("Journaux"), header]
+    }
+    rows = [*_title("Journaux"), headers[style]]
     for journal in journals:
         row: list[Cell] = [journal.code, journal.label]
         if style != "minimal":

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 
 from comptaflow.testkit.chart import ACCOUNTS, TIERS_BY_CODE
 
@@ -14,7 +15,7 @@ from comptaflow.testkit.chart import ACCOUNTS, TIERS_BY_CODE
 class Line:
     """One ledger line; amounts in cents."""
 
-    date: date
+    date: dt.date
     journal: str
     piece: str
     account: str
@@ -23,10 +24,10 @@ class Line:
     credit: int
     tiers: str | None = None
     lettrage: str | None = None
-    due_date: date | None = None
+    due_date: dt.date | None = None
 
 
-_Piece = Callable[[random.Random, date, str], list[Line]]
+_Piece = Callable[[random.Random, dt.date, str], list[Line]]
 
 
 def _amount(rng: random.Random) -> int:
@@ -36,7 +37,7 @@ def _amount(rng: random.Random) -> int:
     return rng.randint(1_000, 5_000_000)
 
 
-def _purchase(rng: random.Random, day: date, piece: str) -> list[Line]:
+def _purchase(rng: random.Random, day: dt.date, piece: str) -> list[Line]:
     tiers = rng.choice(("FABC01", "FORANGE", "F0042"))
     expense = {"FABC01": "601000", "FORANGE": "626000", "F0042": "613200"}[tiers]
     net = _amount(rng)
@@ -50,7 +51,7 @@ def _purchase(rng: random.Random, day: date, piece: str) -> list[Line]:
     ]
 
 
-def _sale(rng: random.Random, day: date, piece: str) -> list[Line]:
+def _sale(rng: random.Random, day: dt.date, piece: str) -> list[Line]:
     tiers = rng.choice(("0DUPONT", "C0001", "C0002"))
     revenue = rng.choice(("706000", "707000"))
     net = _amount(rng)
@@ -63,7 +64,7 @@ def _sale(rng: random.Random, day: date, piece: str) -> list[Line]:
     ]
 
 
-def _supplier_payment(rng: random.Random, day: date, piece: str) -> list[Line]:
+def _supplier_payment(rng: random.Random, day: dt.date, piece: str) -> list[Line]:
     tiers = rng.choice(("FABC01", "FORANGE", "F0042"))
     amount = _amount(rng)
     letter = rng.choice(("A", "B", "AA", None))
@@ -74,7 +75,7 @@ def _supplier_payment(rng: random.Random, day: date, piece: str) -> list[Line]:
     ]
 
 
-def _customer_receipt(rng: random.Random, day: date, piece: str) -> list[Line]:
+def _customer_receipt(rng: random.Random, day: dt.date, piece: str) -> list[Line]:
     tiers = rng.choice(("0DUPONT", "C0001", "C0002"))
     amount = _amount(rng)
     label = f"Règlement {TIERS_BY_CODE[tiers].name}"
@@ -84,7 +85,7 @@ def _customer_receipt(rng: random.Random, day: date, piece: str) -> list[Line]:
     ]
 
 
-def _salary(rng: random.Random, day: date, piece: str) -> list[Line]:
+def _salary(rng: random.Random, day: dt.date, piece: str) -> list[Line]:
     amount = rng.randint(150_000, 400_000)
     return [
         Line(day, "OD", piece, "641000", "Salaire Martin Julie", amount, 0),
@@ -92,7 +93,7 @@ def _salary(rng: random.Random, day: date, piece: str) -> list[Line]:
     ]
 
 
-def _cash(rng: random.Random, day: date, piece: str) -> list[Line]:
+def _cash(rng: random.Random, day: dt.date, piece: str) -> list[Line]:
     amount = rng.randint(100, 30_000)
     return [
         Line(day, "CA", piece, "606300", "Petit matériel", amount, 0),
@@ -100,7 +101,7 @@ def _cash(rng: random.Random, day: date, piece: str) -> list[Line]:
     ]
 
 
-def _off_balance(rng: random.Random, day: date, piece: str) -> list[Line]:
+def _off_balance(rng: random.Random, day: dt.date, piece: str) -> list[Line]:
     amount = _amount(rng)
     return [
         Line(day, "OD", piece, "080100", "Caution bancaire donnée", amount, 0),
@@ -119,9 +120,9 @@ _PIECES: tuple[tuple[str, _Piece], ...] = (
 )
 
 
-def generate_lines(*, seed: int, n_pieces: int, start: date, end: date) -> list[Line]:
+def generate_lines(*, seed: int, n_pieces: int, start: dt.date, end: dt.date) -> list[Line]:
     """`n_pieces` balanced pieces dated inside [start, end], plus one opening entry (journal AN)."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - seeded fixture data, not security
     span = (end - start).days
     counters: dict[str, int] = {}
     lines = [
@@ -136,13 +137,13 @@ def generate_lines(*, seed: int, n_pieces: int, start: date, end: date) -> list[
     return lines
 
 
-def stream_account_lines(*, seed: int, n_lines: int, start: date, end: date) -> Iterator[Line]:
+def stream_account_lines(*, seed: int, n_lines: int, start: dt.date, end: dt.date) -> Iterator[Line]:
     """`n_lines` lines ordered by account then date, balanced overall, without holding them in memory.
 
     Every account but the last gets random one-sided lines; the last account gets one extra line
     that balances the whole ledger.
     """
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - seeded fixture data, not security
     span = (end - start).days
     codes = [account.code for account in ACCOUNTS]
     share, extra = divmod(n_lines - 1, len(codes))

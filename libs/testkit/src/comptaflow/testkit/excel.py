@@ -55,7 +55,21 @@ _TITLES = {
 class ExportSpec:
     """Options of one generated period; every field picks one variant of INPUT-FORMATS §A/§C.
 
-    Ledger options apply to both grands livres unless `tiers_*` overrides are given.
+    Ledger options apply to both grands livres unless a `tiers_*` override is given.
+
+    - `fmt`: xlsx (xlsxwriter) or xls (xlwt); `seed`, `n_pieces`: the data; `period_*`: dates and
+      how the preamble states them (`preamble.PERIOD_FORMS`); `tiers_period` makes them disagree;
+    - `layout`: an account column (`flat`) or group rows (`grouped`, in `group_style`);
+    - `account_totals` (`Total compte X` or, with `total_style="total_code"`, `Total X`),
+      `grand_total`, `class_totals` (`Total classe N`), `opening_rows` (`Solde antérieur`);
+    - `page_size`: entry lines per page, each break repeating preamble and header, framed by
+      `A reporter` / `Report` rows when `carry_rows`;
+    - `amount_style`, `zero_style`, `date_style`: cell notations (`notation`); `header_style`:
+      label synonyms (`ledger.HEADER_LABELS`); `numeric_accounts`: codes as numeric cells (codes
+      with a leading zero stay text); `optional_columns`: Pièce, Intitulé compte, Collectif, Solde,
+      Lettrage, Échéance;
+    - `plan_style`, `plan_tiers_columns`: the reference files; `empty_sheets_before`: empty sheets
+      ahead of the data sheet of both grands livres.
     """
 
     fmt: Format = "xlsx"
@@ -135,9 +149,13 @@ class PeriodExport:
 def _preamble(kind: str, spec: ExportSpec) -> functools.partial[list[list[Cell]]]:
     tiers = kind == GRAND_LIVRE_TIERS
     form = (spec.tiers_period_form or spec.period_form) if tiers else spec.period_form
-    start, end = (spec.tiers_period or (spec.period_start, spec.period_end)) if tiers else (
-        spec.period_start,
-        spec.period_end,
+    start, end = (
+        (spec.tiers_period or (spec.period_start, spec.period_end))
+        if tiers
+        else (
+            spec.period_start,
+            spec.period_end,
+        )
     )
     return functools.partial(_preamble_page, _TITLES[kind], form, start, end)
 
@@ -147,9 +165,7 @@ def _preamble_page(title: str, form: PeriodForm, start: date, end: date, page: i
 
 
 def render_period(spec: ExportSpec) -> RenderedPeriod:
-    lines = generate_lines(
-        seed=spec.seed, n_pieces=spec.n_pieces, start=spec.period_start, end=spec.period_end
-    )
+    lines = generate_lines(seed=spec.seed, n_pieces=spec.n_pieces, start=spec.period_start, end=spec.period_end)
     rows: dict[str, list[list[Cell]]] = {}
     ledgers: dict[str, LedgerExpectation] = {}
     for kind in _LEDGERS:
@@ -218,12 +234,10 @@ def write_grand_livre_rows(
     writer = open_writer(path, constant_memory=True)
     try:
         return stream_ledger(
-            GRAND_LIVRE_COMPTES,
+            "grand_livre_comptes",
             stream_account_lines(seed=seed, n_lines=n_lines, start=period_start, end=period_end),
             style,
-            functools.partial(
-                _preamble_page, _TITLES[GRAND_LIVRE_COMPTES], "periode_du_au", period_start, period_end
-            ),
+            functools.partial(_preamble_page, _TITLES[GRAND_LIVRE_COMPTES], "periode_du_au", period_start, period_end),
             writer.write_row,
             record_entries=False,
         )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from itertools import groupby
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import groupby
 from typing import Literal
 
 from comptaflow.testkit.chart import ACCOUNT_BY_CODE, TIERS_BY_CODE
@@ -83,6 +83,8 @@ class LedgerExpectation:
     """What a correct reader finds in a rendered grand livre (rows are 1-based sheet rows)."""
 
     header_row: int = 0
+    columns: list[str] = field(default_factory=list)
+    """Field of each column, in sheet order (date, journal, piece, account, label, debit, …)."""
     entry_lines: int = 0
     per_account: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
     total_debit: Decimal = Decimal("0.00")
@@ -182,19 +184,18 @@ class _Renderer:
         for row in self.preamble(1):
             self.emit_raw(row, None)
         self.expected.header_row = self.next_row
+        self.expected.columns = list(self.columns)
         self.header(None)
 
     def page_break(self, debit: int, credit: int) -> None:
         if self.style.carry_rows:
-            self.emit({"label": "A reporter", "debit": self.money(debit), "credit": self.money(credit)},
-                      "carry_forward")  # fmt: skip
+            self.total("A reporter", debit, credit, "carry_forward")
         self.page += 1
         for row in self.preamble(self.page):
             self.emit_raw(row, "blank" if not row else "preamble")
         self.header("header")
         if self.style.carry_rows:
-            self.emit({"label": "Report", "debit": self.money(debit), "credit": self.money(credit)},
-                      "carry_forward")  # fmt: skip
+            self.total("Report", debit, credit, "carry_forward")
 
     def group_row(self, code: str, suffix: str = "") -> None:
         label = _label_of(self.kind, code) + suffix

@@ -49,40 +49,28 @@ def _d(day: date) -> str:
     return day.strftime("%d/%m/%Y")
 
 
-def period_rows(form: PeriodForm, start: date, end: date) -> list[list[Cell]]:  # noqa: PLR0911 - one branch per form
+def period_rows(form: PeriodForm, start: date, end: date) -> list[list[Cell]]:
     """The preamble rows stating the period [start, end] in the given form."""
     s, e = _d(start), _d(end)
-    if form == "periode_du_au":
-        return [[f"Période du {s} au {e}"]]
-    if form == "periode_colon":
-        return [[f"Période : du {s} au {e}"]]
-    if form == "periode_upper":
-        return [[f"PÉRIODE DU {s} AU {e}"]]
-    if form == "periode_no_accent":
-        return [[f"Periode du {s} au {e}"]]
-    if form == "du_au":
-        return [[f"Du {s} au {e}"]]
-    if form == "exercice":
-        return [[f"Exercice du {s} au {e}"]]
-    if form == "two_digit_year":
-        return [[f"Période du {start:%d/%m/%y} au {end:%d/%m/%y}"]]
-    if form == "spread_text":
-        return [["Période du", s, "au", e]]
-    if form == "spread_date_cells":
-        return [["Période du", start, "au", end]]
-    if form == "three_rows":
-        return [[f"Période du {s}"], ["au"], [e]]
-    if form == "three_rows_date_cells":
-        return [["Période du", start], ["au"], [end]]
-    if form == "debut_fin_one_cell":
-        return [[f"Date de début : {s}   Date de fin : {e}"]]
-    if form == "debut_fin_cells":
-        return [["Date de début", s, None, "Date de fin", e]]
-    if form == "debut_fin_rows":
-        return [[f"Date de début : {s}"], [f"Date de fin : {e}"]]
-    if form == "debut_fin_date_cells":
-        return [["Date de début", start, "Date de fin", end]]
-    return []
+    forms: dict[PeriodForm, list[list[Cell]]] = {
+        "periode_du_au": [[f"Période du {s} au {e}"]],
+        "periode_colon": [[f"Période : du {s} au {e}"]],
+        "periode_upper": [[f"PÉRIODE DU {s} AU {e}"]],
+        "periode_no_accent": [[f"Periode du {s} au {e}"]],
+        "du_au": [[f"Du {s} au {e}"]],
+        "exercice": [[f"Exercice du {s} au {e}"]],
+        "two_digit_year": [[f"Période du {start:%d/%m/%y} au {end:%d/%m/%y}"]],
+        "spread_text": [["Période du", s, "au", e]],
+        "spread_date_cells": [["Période du", start, "au", end]],
+        "three_rows": [[f"Période du {s}"], ["au"], [e]],
+        "three_rows_date_cells": [["Période du", start], ["au"], [end]],
+        "debut_fin_one_cell": [[f"Date de début : {s}   Date de fin : {e}"]],
+        "debut_fin_cells": [["Date de début", s, None, "Date de fin", e]],
+        "debut_fin_rows": [[f"Date de début : {s}"], [f"Date de fin : {e}"]],
+        "debut_fin_date_cells": [["Date de début", start, "Date de fin", end]],
+        "none": [],
+    }
+    return forms[form]
 
 
 def preamble_rows(

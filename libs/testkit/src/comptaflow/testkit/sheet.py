@@ -20,6 +20,7 @@ Row = Sequence[Cell]
 Format = Literal["xlsx", "xls"]
 
 XLS_MAX_ROWS = 65_536
+XLSX_MAX_ROWS = 1_048_576
 
 
 class SheetWriter(Protocol):
@@ -40,6 +41,8 @@ class XlsxSheet:
         self._number = self._book.add_format({"num_format": "#,##0.00"})
 
     def write_row(self, row_index: int, row: Row) -> None:
+        if row_index >= XLSX_MAX_ROWS:  # xlsxwriter would silently drop the row
+            raise ValueError(f"an .xlsx sheet holds at most {XLSX_MAX_ROWS} rows")
         for column, cell in enumerate(row):
             if cell is None:
                 continue

@@ -1,8 +1,8 @@
 """Bearer-token authentication and tenant access (CONTRACT §2).
 
-    no/invalid/expired token       → 401 UNAUTHORIZED
-    a tenant the token does not list → 404 NOT_FOUND (existence is never revealed)
-    a write by a `viewer`          → 403 FORBIDDEN
+no/invalid/expired token       → 401 UNAUTHORIZED
+a tenant the token does not list → 404 NOT_FOUND (existence is never revealed)
+a write by a `viewer`          → 403 FORBIDDEN
 """
 
 from __future__ import annotations

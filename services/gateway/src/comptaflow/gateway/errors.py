@@ -137,7 +137,10 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
     log.warning("dependency_unavailable", error=type(exc).__name__, reason=str(exc))
     return error_response(
-        503, "SERVICE_UNAVAILABLE", "a dependency of the gateway is unavailable, retry later", headers={"Retry-After": "5"}
+        503,
+        "SERVICE_UNAVAILABLE",
+        "a dependency of the gateway is unavailable, retry later",
+        headers={"Retry-After": "5"},
     )
 
 
@@ -152,5 +155,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DependencyUnavailable, _unavailable)
     for exc_type in CONNECTION_ERRORS:
-        app.add_exception_handler(exc_type, _unavailable)
+        if issubclass(exc_type, Exception):
+            app.add_exception_handler(exc_type, _unavailable)
     app.add_exception_handler(Exception, _internal)

@@ -1,19 +1,18 @@
 """Streaming `multipart/form-data` → S3 for a batch upload (CONTRACT §4).
 
-The body is never held whole: python-multipart's low-level parser is fed the request chunks as they
-arrive, and each file part goes straight into an S3 `ObjectWriter` (8 MiB parts, size and sha256
+The body is never held whole: the request chunks are fed to python-multipart's streaming parser
+(`form_stream`) as they arrive, and each file part goes straight into an S3 `ObjectWriter` (8 MiB parts, size and sha256
 computed on the way) under `{tenant}/incoming/{batch_id}/{field}{ext}`. Only the first bytes of each
 file are held back until `sniff` has recognised its kind.
 
 The first problem stops the upload with an `UploadRejected` (a 422 for the client), after everything
 written so far has been aborted or deleted: a rejected upload stores nothing.
 
-    NOT_MULTIPART     the body is not multipart/form-data (or has no boundary)
-    BAD_MULTIPART     the body is not well-formed multipart
+    BAD_MULTIPART     the body is not well-formed multipart (no boundary, a part without a name, truncated)
     UNKNOWN_FIELD     a field that is neither a batch file nor an option
     DUPLICATE_FIELD   the same field twice
     MIXED_FIELDS      `fec` together with Excel fields
-    MISSING_FILE      not the five Excel files nor one FEC (details.missing)
+    MISSING_FILE      not the five Excel files nor one FEC (details.missing), or no multipart body at all
     EMPTY_FILE        a file of zero bytes
     NOT_EXCEL         an Excel field whose content is neither OOXML (.xlsx) nor OLE2 (.xls)
     NOT_FEC           a `fec` field whose first line is not a FEC header
@@ -24,23 +23,20 @@ written so far has been aborted or deleted: a rejected upload stores nothing.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
-from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import ClientDisconnect
+from python_multipart.multipart import parse_options_header
 
 from comptaflow.common.batches import BatchFile
 from comptaflow.common.contracts import BatchKind
 from comptaflow.common.storage import ObjectWriter, Storage
+from comptaflow.gateway.form_stream import FormEvent, FormStream, MalformedForm, PartHeaders
 from comptaflow.gateway.sniff import Verdict, sniff_excel, sniff_fec
 
 log = structlog.get_logger("comptaflow.gateway.upload")
@@ -55,8 +51,6 @@ MAX_TEXT_BYTES = 1024
 MAX_FILENAME_CHARS = 255
 MULTIPART_OVERHEAD = 1024 * 1024  # part headers, boundaries and option fields, generously
 MAX_FILES_IN_BODY = 6  # five Excel files, plus room for one more to be reported as duplicated/mixed
-DRAIN_LIMIT = 128 * 1024 * 1024
-DRAIN_TIMEOUT = 30.0
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -91,10 +85,15 @@ def body_limit(max_file_bytes: int) -> int:
 def boundary_of(content_type: str | None) -> bytes:
     media_type, params = parse_options_header(content_type)
     if media_type != b"multipart/form-data":
-        raise UploadRejected("NOT_MULTIPART", "the body must be multipart/form-data")
+        # No file can travel in any other body (a form without files is sent url-encoded).
+        raise UploadRejected(
+            "MISSING_FILE",
+            "send the files as multipart/form-data: the five Excel files or one FEC file",
+            {"missing": list(EXCEL_FIELDS), "content_type": (content_type or "")[:100]},
+        )
     boundary = params.get(b"boundary")
     if not boundary:
-        raise UploadRejected("NOT_MULTIPART", "the multipart/form-data content type has no boundary")
+        raise UploadRejected("BAD_MULTIPART", "the multipart/form-data content type has no boundary")
     return boundary
 
 
@@ -110,90 +109,11 @@ def check_content_length(content_length: str | None, max_file_bytes: int) -> Non
         )
 
 
-async def drain(chunks: AsyncIterator[bytes], *, limit: int = DRAIN_LIMIT, timeout: float = DRAIN_TIMEOUT) -> None:
-    """Read and discard the rest of a refused body (bounded), so the client can read our answer.
-
-    A server that answers and closes while the client is still sending makes the client's TCP stack
-    see a reset, which often swallows the response; discarding a bounded amount avoids that.
-    """
-    drained = 0
-    with contextlib.suppress(ClientDisconnect, TimeoutError):
-        async with asyncio.timeout(timeout):
-            async for chunk in chunks:
-                drained += len(chunk)
-                if drained > limit:
-                    break
-
-
-# -- the parser's callbacks, collected synchronously, replayed asynchronously ----------------------
-
-
-@dataclass(slots=True)
-class _Headers:
-    headers: dict[str, str]
-
-
-class _PartEnd:
-    pass
-
-
-_PART_END = _PartEnd()
-_Event = _Headers | bytes | _PartEnd
-
-
-class _Collector:
-    """python-multipart calls back synchronously; collect one chunk's events, then handle them with awaits."""
-
-    def __init__(self) -> None:
-        self.events: list[_Event] = []
-        self.finished = False
-        self._headers: dict[str, str] = {}
-        self._field = bytearray()
-        self._value = bytearray()
-
-    def callbacks(self) -> dict[str, Callable[..., None]]:
-        return {
-            "on_part_begin": self._on_part_begin,
-            "on_header_field": self._on_header_field,
-            "on_header_value": self._on_header_value,
-            "on_header_end": self._on_header_end,
-            "on_headers_finished": self._on_headers_finished,
-            "on_part_data": self._on_part_data,
-            "on_part_end": self._on_part_end,
-            "on_end": self._on_end,
-        }
-
-    def _on_part_begin(self) -> None:
-        self._headers = {}
-
-    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
-        self._field += data[start:end]
-
-    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
-        self._value += data[start:end]
-
-    def _on_header_end(self) -> None:
-        self._headers[self._field.decode("latin-1").strip().lower()] = self._value.decode("latin-1").strip()
-        self._field.clear()
-        self._value.clear()
-
-    def _on_headers_finished(self) -> None:
-        self.events.append(_Headers(self._headers))
-
-    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
-        if end > start:
-            self.events.append(data[start:end])
-
-    def _on_part_end(self) -> None:
-        self.events.append(_PART_END)
-
-    def _on_end(self) -> None:
-        self.finished = True
-
-
 # -- parts -------------------------------------------------------------------------------------------
 
-Sniffer = Callable[..., Verdict | None]
+
+class Sniffer(Protocol):
+    def __call__(self, head: bytes, *, final: bool) -> Verdict | None: ...
 
 
 @dataclass(slots=True)
@@ -241,11 +161,10 @@ class BatchReceiver:
         self._prefix = f"{tenant_id}/incoming/{batch_id}/"
         self._max_file_bytes = max_file_bytes
         self._max_body = body_limit(max_file_bytes)
-        self._collector = _Collector()
         try:
-            self._parser = MultipartParser(boundary, self._collector.callbacks())  # type: ignore[arg-type]
-        except FormParserError as exc:
-            raise UploadRejected("NOT_MULTIPART", "the multipart boundary is not usable") from exc
+            self._form = FormStream(boundary)
+        except MalformedForm as exc:
+            raise UploadRejected("BAD_MULTIPART", str(exc)) from exc
         self._part: _FilePart | _TextPart | None = None
         self._seen: set[str] = set()
         self._files: dict[str, BatchFile] = {}
@@ -262,16 +181,17 @@ class BatchReceiver:
                 received += len(chunk)
                 if received > self._max_body:
                     raise UploadRejected(
-                        "FILE_TOO_LARGE", "the request body is larger than any valid upload", {"limit_bytes": self._max_file_bytes}
+                        "FILE_TOO_LARGE",
+                        "the request body is larger than any valid upload",
+                        {"limit_bytes": self._max_file_bytes},
                     )
                 try:
-                    self._parser.write(chunk)
-                except FormParserError as exc:
-                    raise UploadRejected("BAD_MULTIPART", "the multipart body is malformed") from exc
-                events, self._collector.events = self._collector.events, []
+                    events = self._form.feed(chunk)
+                except MalformedForm as exc:
+                    raise UploadRejected("BAD_MULTIPART", str(exc)) from exc
                 for event in events:
                     await self._handle(event)
-            if not self._collector.finished:
+            if not self._form.finished:
                 if received == 0:
                     raise UploadRejected("MISSING_FILE", "the body is empty", {"missing": list(EXCEL_FIELDS)})
                 raise UploadRejected("BAD_MULTIPART", "the multipart body ended before its closing boundary")
@@ -293,8 +213,8 @@ class BatchReceiver:
                 log.error("upload_cleanup_failed", keys=keys, error=type(exc).__name__)
 
     # -- events ------------------------------------------------------------------------------------
-    async def _handle(self, event: _Event) -> None:
-        if isinstance(event, _Headers):
+    async def _handle(self, event: FormEvent) -> None:
+        if isinstance(event, PartHeaders):
             self._begin_part(event.headers)
         elif isinstance(event, bytes):
             await self._part_data(event)
@@ -418,7 +338,7 @@ class BatchReceiver:
                 raise UploadRejected("MISSING_FILE", message, {"missing": missing})
             kind = BatchKind.EXCEL
         options: dict[str, Any] = {}
-        period = {name: self._texts[name] for name in ("period_start", "period_end") if name in self._texts}
+        period: dict[str, str] = {n: self._texts[n] for n in ("period_start", "period_end") if n in self._texts}
         if period:
             if kind is not BatchKind.FEC:
                 raise UploadRejected(

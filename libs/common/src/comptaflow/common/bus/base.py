@@ -128,8 +128,16 @@ def _requeue_or_dead_letter(queue: WorkerQueue, delivery: Delivery, limit: int, 
 
 
 def topic_matches(pattern: str, routing_key: str) -> bool:
-    """AMQP topic matching: `*` is one word, `#` is zero or more words."""
-    return _match(pattern.split("."), routing_key.split("."))
+    """AMQP topic matching: `*` is one word, `#` is zero or more words.
+
+    As in RabbitMQ, the empty string has no words (so `*` does not match it), while the empty words of
+    `a..b` are words like any other.
+    """
+    return _match(_words(pattern), _words(routing_key))
+
+
+def _words(topic: str) -> list[str]:
+    return topic.split(".") if topic else []
 
 
 def _match(pat: list[str], key: list[str]) -> bool:

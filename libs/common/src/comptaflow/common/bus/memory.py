@@ -112,6 +112,8 @@ class MemoryBus:
                 delivery_limit=self._delivery_limit,
             )
         except asyncio.CancelledError:
+            # Shut down mid-handler: requeue, counted as a delivery (as RabbitMQ does after a nack).
+            envelope.delivery_count += 1
             self._queues[queue.name].put_nowait(envelope)
             raise
         if outcome is Outcome.REQUEUE:

@@ -24,7 +24,8 @@ _EVENTS: dict[str, type[BaseModel]] = {
 def build_asyncapi() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     messages: dict[str, Any] = {}
-    for key, model in [*_EVENTS.items(), ("status", StatusEvent)]:
+    described: list[tuple[str, type[BaseModel]]] = [*_EVENTS.items(), ("status", StatusEvent)]
+    for key, model in described:
         name = model.__name__
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))

@@ -107,7 +107,8 @@ class StatusEvent(BaseModel):
         return f"status.{self.tenant_id}.{subject}"
 
     def wire(self) -> dict[str, object]:
-        """The WebSocket representation (CONTRACT §5)."""
+        """The WebSocket representation (CONTRACT §5): `at` is always UTC with a `Z` (a naive time is taken as UTC)."""
+        at = self.at.replace(tzinfo=UTC) if self.at.tzinfo is None else self.at.astimezone(UTC)
         out: dict[str, object] = {
             "type": "status",
             "tenant_id": self.tenant_id,
@@ -116,7 +117,7 @@ class StatusEvent(BaseModel):
             "status": self.status,
             "progress": round(self.progress, 4),
             "message": self.message,
-            "at": self.at.isoformat().replace("+00:00", "Z"),
+            "at": at.isoformat().replace("+00:00", "Z"),
             "seq": self.seq,
         }
         if self.batch_id is not None:

@@ -1,0 +1,190 @@
+"""Accounting batches (CONTRACT §4): streaming upload, status, and the tenant's list (an extension)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Query, Request
+from starlette.requests import ClientDisconnect
+
+from comptaflow.common import batches, outbox, tenants
+from comptaflow.common.contracts import BatchUploaded
+from comptaflow.common.metrics import BATCHES, UPLOAD_BYTES
+from comptaflow.gateway import upload
+from comptaflow.gateway.auth import CurrentPrincipal, State, require_visible, require_writer
+from comptaflow.gateway.errors import ApiError, error_responses, not_found
+from comptaflow.gateway.schemas import BatchAccepted, BatchOut, BatchPage
+
+router = APIRouter(prefix="/api/v1", tags=["batches"])
+log = structlog.get_logger("comptaflow.gateway.batches")
+
+_UPLOAD_DESCRIPTION = f"""
+Upload the files of one accounting batch as `multipart/form-data`. The body is streamed to object
+storage as it arrives (never held whole), so send it in any order and any size up to the limit.
+
+**Files** — either
+- the five Excel exports (`.xlsx` or `.xls`), one per field: {", ".join(f"`{f}`" for f in upload.EXCEL_FIELDS)}; or
+- one FEC text file (tab, `|`, `;` or `,` separated, header line with `JournalCode`) in the field `fec`.
+
+**Options** (text fields)
+- `auto_load`: `true` / `false` (default `false`) — load right after a successful validation;
+- `period_start`, `period_end` (FEC only, both or neither): `YYYY-MM-DD`, the period the FEC covers.
+
+Files are recognised by their content, not their name. Any problem → 422 with the error envelope and
+nothing stored; `error.code` is one of `MISSING_FILE` (`details.missing` lists the fields),
+`DUPLICATE_FIELD`, `UNKNOWN_FIELD`, `MIXED_FIELDS`, `EMPTY_FILE`, `NOT_EXCEL`, `NOT_FEC`,
+`FILE_TOO_LARGE` (each file ≤ `COMPTAFLOW_MAX_UPLOAD_MB`), `INVALID_FIELD`, `BAD_MULTIPART`.
+
+The batch is then validated asynchronously: follow it with `GET /api/v1/batches/{{batch_id}}` or the
+WebSocket `/api/v1/ws`.
+"""
+
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        **{name: {"type": "string", "format": "binary"} for name in upload.FILE_FIELDS},
+                        "auto_load": {"type": "string", "enum": ["true", "false"], "default": "false"},
+                        "period_start": {"type": "string", "format": "date"},
+                        "period_end": {"type": "string", "format": "date"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+
+
+@router.post(
+    "/tenants/{tenant_id}/batches",
+    status_code=202,
+    summary="Upload a batch (five Excel files or one FEC)",
+    description=_UPLOAD_DESCRIPTION,
+    openapi_extra=_UPLOAD_BODY,
+    responses=error_responses(401, 403, 404, 422, 503),
+)
+async def upload_batch(tenant_id: str, request: Request, who: CurrentPrincipal, state: State) -> BatchAccepted:
+    # Everything that can be refused without the body is refused before reading it.
+    require_visible(who, tenant_id)
+    async with state.infra.db.acquire() as conn:
+        if await tenants.get_tenant(conn, tenant_id) is None:
+            raise not_found("tenant")
+    require_writer(who)
+    max_file_bytes = state.infra.settings.max_upload_bytes
+    try:
+        boundary = upload.boundary_of(request.headers.get("content-type"))
+        upload.check_content_length(request.headers.get("content-length"), max_file_bytes)
+    except upload.UploadRejected as exc:
+        raise _rejected(exc) from None
+
+    batch_id = uuid.uuid4()
+    structlog.contextvars.bind_contextvars(batch_id=str(batch_id))
+    receiver = upload.BatchReceiver(
+        state.infra.storage, tenant_id=tenant_id, batch_id=batch_id, boundary=boundary, max_file_bytes=max_file_bytes
+    )
+    # On a refusal we answer at once, without reading the rest of the body: uvicorn (httptools)
+    # discards what the client still sends and keeps the connection, so the client reads the 422.
+    chunks = request.stream()
+    try:
+        received = await receiver.receive(chunks)
+    except upload.UploadRejected as exc:
+        raise _rejected(exc) from None
+    except ClientDisconnect:
+        # The receiver has already removed what was stored; nobody is left to read the answer.
+        log.info("upload_abandoned_by_client")
+        raise ApiError(400, "CLIENT_DISCONNECTED", "the client went away during the upload") from None
+    finally:
+        await chunks.aclose()
+
+    try:
+        async with state.infra.db.acquire() as conn, conn.transaction():
+            await batches.insert_batch(
+                conn,
+                batch_id=batch_id,
+                tenant_id=tenant_id,
+                kind=received.kind,
+                files=received.files,
+                auto_load=received.auto_load,
+                created_by=who.sub,
+                options=received.options,
+            )
+            event = BatchUploaded(
+                tenant_id=tenant_id, batch_id=batch_id, kind=received.kind, auto_load=received.auto_load
+            )
+            await outbox.enqueue(conn, event)
+    except BaseException:
+        await receiver.discard()
+        raise
+    state.wake_relay()
+    UPLOAD_BYTES.labels(received.kind.value).inc(received.total_bytes)
+    BATCHES.labels(received.kind.value, "PENDING").inc()
+    log.info("batch_uploaded", kind=received.kind.value, files=len(received.files), bytes=received.total_bytes)
+    return BatchAccepted(batch_id=str(batch_id), tenant_id=tenant_id, kind=received.kind)
+
+
+def _rejected(exc: upload.UploadRejected) -> ApiError:
+    log.info("upload_rejected", code=exc.code, reason=exc.message)
+    return ApiError(422, exc.code, exc.message, exc.details)
+
+
+@router.get("/batches/{batch_id}", summary="A batch and its progress", responses=error_responses(401, 404))
+async def get_batch(batch_id: str, who: CurrentPrincipal, state: State) -> BatchOut:
+    try:
+        parsed = uuid.UUID(batch_id)
+    except ValueError:
+        raise not_found("batch") from None
+    async with state.infra.db.acquire() as conn:
+        batch = await batches.get_batch(conn, parsed)
+    if batch is None or not who.can_see(batch.tenant_id):
+        raise not_found("batch")
+    return BatchOut.of(batch)
+
+
+@router.get(
+    "/tenants/{tenant_id}/batches",
+    summary="A tenant's batches, newest first",
+    responses=error_responses(401, 404, 422),
+)
+async def list_batches(
+    tenant_id: str,
+    who: CurrentPrincipal,
+    state: State,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> BatchPage:
+    require_visible(who, tenant_id)
+    before = _decode_cursor(cursor) if cursor else None
+    async with state.infra.db.acquire() as conn:
+        if await tenants.get_tenant(conn, tenant_id) is None:
+            raise not_found("tenant")
+        found = await batches.list_batches(conn, tenant_id, limit=limit, before=before)
+    next_cursor = _encode_cursor(found[-1].created_at, found[-1].id) if len(found) == limit else None
+    return BatchPage(items=[BatchOut.of(b) for b in found], next_cursor=next_cursor)
+
+
+def _encode_cursor(created_at: datetime, batch_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{batch_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, _, ident = raw.partition("|")
+        created_at = datetime.fromisoformat(stamp)
+        if created_at.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return created_at, uuid.UUID(ident)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(422, "INVALID_CURSOR", "the cursor is not one this API returned", {"cursor": cursor}) from None
