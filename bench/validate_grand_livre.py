@@ -93,7 +93,10 @@ def main() -> None:
     floor, validate = statistics.median(floors), statistics.median(validations)
     print(f"grand livre: {args.lines:,} lines, {paths['grand_livre_comptes'].stat().st_size / 1e6:.0f} MB xlsx")
     print(f"floor    (fastexcel read)      {floor:7.2f} s   peak RSS {floor_rss / 2**20:6.0f} MiB   runs {floors}")
-    print(f"validate (five files, checks)  {validate:7.2f} s   peak RSS {validate_rss / 2**20:6.0f} MiB   runs {validations}")
+    print(
+        f"validate (five files, checks)  {validate:7.2f} s   "
+        f"peak RSS {validate_rss / 2**20:6.0f} MiB   runs {validations}"
+    )
     print(f"ratio validate / floor         {validate / floor:7.2f}   (target ≤ 1.5, RSS < 2048 MiB)")
 
 

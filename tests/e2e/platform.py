@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
-from comptaflow.gateway.app import create_app
 
 from comptaflow.cli.runtime import HttpServer
 from comptaflow.common.infra import Infra, open_infra
 from comptaflow.common.settings import Settings
 from comptaflow.common.tokens import Role, mint
+from comptaflow.gateway.app import create_app
 from comptaflow.period_validator.app import PeriodValidator
 
 

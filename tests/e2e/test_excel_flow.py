@@ -50,9 +50,9 @@ async def _upload(platform: Platform, tenant: str, export: PeriodExport) -> str:
     return batch_id
 
 
-async def _wait_final(platform: Platform, tenant: str, batch_id: str, *, timeout: float = 60) -> dict[str, Any]:
+async def _wait_final(platform: Platform, tenant: str, batch_id: str, *, within: float = 60) -> dict[str, Any]:
     async with platform.client(platform.token(tenant)) as client:
-        for _ in range(int(timeout * 10)):
+        for _ in range(int(within * 10)):
             response = await client.get(f"/api/v1/batches/{batch_id}")
             assert response.status_code == 200
             batch: dict[str, Any] = response.json()
@@ -239,7 +239,7 @@ async def test_validator_killed_mid_batch_hands_it_to_the_next(platform: Platfor
     assert status == "VALIDATING"
     await platform.validator.stop(grace=0)
     await platform.validator.start()
-    batch = await _wait_final(platform, tenant, batch_id, timeout=120)
+    batch = await _wait_final(platform, tenant, batch_id, within=120)
     assert batch["status"] == "VALIDATED", batch["errors"]
     key = f"{tenant}/staging/{batch_id}/grand_livre_comptes.parquet"
     gl = pl.read_parquet(io.BytesIO(await platform.gateway.storage.get_bytes(key)))

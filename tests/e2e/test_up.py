@@ -77,7 +77,7 @@ async def _exercise(base_url: str, token: str, tmp_path: Path) -> None:
 def _run_up(tmp_path: Path, extra_env: dict[str, str]) -> None:
     home, port = tmp_path / "home", free_port()
     env = _env(home, port, extra_env)
-    process = subprocess.Popen(  # noqa: S603 — our own CLI
+    process = subprocess.Popen(
         [sys.executable, "-m", "comptaflow.cli.main", "up"],
         env=env,
         stdout=subprocess.PIPE,
