@@ -39,14 +39,15 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _wait_ready(process: subprocess.Popen[str], deadline: float) -> str:
+def _wait_ready(process: subprocess.Popen[str], deadline: float, stderr: Path) -> str:
     assert process.stdout is not None
     while time.monotonic() < deadline:
         line = process.stdout.readline()
         if line.startswith("comptaflow ready "):
             return line.split()[-1]
         if not line and process.poll() is not None:
-            raise AssertionError(f"`comptaflow up` exited with {process.returncode} before it was ready")
+            tail = stderr.read_text()[-2000:]
+            raise AssertionError(f"`comptaflow up` exited with {process.returncode} before it was ready:\n{tail}")
     raise AssertionError("`comptaflow up` printed no ready line in time")
 
 
@@ -77,15 +78,17 @@ async def _exercise(base_url: str, token: str, tmp_path: Path) -> None:
 def _run_up(tmp_path: Path, extra_env: dict[str, str]) -> None:
     home, port = tmp_path / "home", free_port()
     env = _env(home, port, extra_env)
+    stderr_path = tmp_path / "up.stderr"
+    stderr = stderr_path.open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "comptaflow.cli.main", "up"],
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
         text=True,
     )
     try:
-        base_url = _wait_ready(process, time.monotonic() + 120)
+        base_url = _wait_ready(process, time.monotonic() + 120, stderr_path)
         assert base_url == f"http://127.0.0.1:{port}"
         token = _cli("token", "--sub", "alice", "--role", "admin", "--tenant", "*", env=env).stdout.strip()
         asyncio.run(_exercise(base_url, token, tmp_path))
@@ -97,6 +100,7 @@ def _run_up(tmp_path: Path, extra_env: dict[str, str]) -> None:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+        stderr.close()
 
 
 def test_up_runs_on_embedded_defaults(tmp_path: Path) -> None:
@@ -120,6 +124,7 @@ def test_up_uses_real_services_when_their_urls_are_set(
             "COMPTAFLOW_S3_SECRET_KEY": s3.secret_key,
             "COMPTAFLOW_S3_BUCKET": "comptaflow-up-test",
             "COMPTAFLOW_JWT_SECRET": "a-test-secret-of-sufficient-length-0123456789",
+            "COMPTAFLOW_DELIVERY_LIMIT": "3",  # the session's queues were declared with the test settings' limit
         },
     )
     home = tmp_path / "home"

@@ -9,9 +9,10 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from comptaflow.cli.embedded import EmbeddedPostgres, EmbeddedS3
-from comptaflow.cli.runtime import HttpServer, stop_event_on_signals
+from comptaflow.cli.runtime import HttpServer, bind_socket, stop_event_on_signals
 from comptaflow.common import db
 from comptaflow.common.bus.memory import MemoryBus
+from comptaflow.common.errors import ConfigurationError
 from comptaflow.common.health import HealthServer
 from comptaflow.common.infra import open_infra
 from comptaflow.common.logging import get_logger
@@ -41,8 +42,13 @@ async def up(settings: Settings) -> int:
 
     home = settings.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
+    try:
+        sock = bind_socket(settings.http_host, settings.http_port)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot listen on {settings.http_host}:{settings.http_port}: {exc.strerror}") from exc
     stop = stop_event_on_signals()
     async with contextlib.AsyncExitStack() as stack:
+        stack.callback(sock.close)
         updates: dict[str, object] = {"home": home}
         if settings.database_url is None:
             postgres = EmbeddedPostgres(home / "postgres")
@@ -74,6 +80,7 @@ async def up(settings: Settings) -> int:
             create_app(infra, jwt_secret=settings.jwt_secret.get_secret_value()),
             host=settings.http_host,
             port=settings.http_port,
+            sock=sock,
         )
         port = await http.start()
         stack.push_async_callback(http.stop)

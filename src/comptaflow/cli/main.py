@@ -12,10 +12,13 @@ import argparse
 import asyncio
 import secrets
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from comptaflow.common.errors import ConfigurationError, DependencyUnavailable
 from comptaflow.common.logging import configure_logging, get_logger
 from comptaflow.common.settings import Settings
 from comptaflow.common.tokens import Role, mint
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 — one exit co
     if args.command == "migrate":
         from comptaflow.cli.commands import migrate
 
-        return asyncio.run(migrate(settings))
+        return run(migrate(settings))
     if args.command == "serve":
         if args.service not in AVAILABLE:
             print(f"comptaflow serve: {args.service} is not part of this release", file=sys.stderr)
@@ -82,12 +85,21 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 — one exit co
         from comptaflow.cli.commands import serve
 
         secret = jwt_secret_for(settings, generate=False) if args.service == "gateway" else ""
-        return asyncio.run(serve(settings, args.service, jwt_secret=secret))
+        return run(serve(settings, args.service, jwt_secret=secret))
     from comptaflow.cli.commands import up
 
     secret = jwt_secret_for(settings, generate=True)
     settings = settings.model_copy(update={"jwt_secret": SecretStr(secret), "home": Path(settings.home)})
-    return asyncio.run(up(settings))
+    return run(up(settings))
+
+
+def run(command: Coroutine[Any, Any, int]) -> int:
+    """Run a long-running command; a dependency or configuration problem ends it with one clear line."""
+    try:
+        return asyncio.run(command)
+    except (ConfigurationError, DependencyUnavailable) as exc:
+        print(f"comptaflow: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -3,9 +3,10 @@
     ComptaflowError
     ├── TransientError      — worth retrying: the message is requeued (bounded by the delivery limit)
     │   └── DependencyUnavailable — a broker, database or object store did not answer
-    └── PermanentError      — retrying cannot help: the message is dead-lettered, the job marked FAILED
-        ├── InvalidMessage  — a message that does not match its contract
-        └── NotFound        — the thing a message names does not exist
+    ├── PermanentError      — retrying cannot help: the message is dead-lettered, the job marked FAILED
+    │   ├── InvalidMessage  — a message that does not match its contract
+    │   └── NotFound        — the thing a message names does not exist
+    └── ConfigurationError  — the process cannot start as configured (said at start-up, never retried)
 
 Adapters translate third-party exceptions (asyncpg, aiormq, botocore) into these at their edge.
 """
@@ -34,4 +35,8 @@ class InvalidMessage(PermanentError):
 
 
 class NotFound(PermanentError):
+    pass
+
+
+class ConfigurationError(ComptaflowError):
     pass

@@ -38,7 +38,7 @@ from comptaflow.common.bus.base import (
     dispatch,
 )
 from comptaflow.common.contracts import StatusEvent, parse_status
-from comptaflow.common.errors import DependencyUnavailable, InvalidMessage
+from comptaflow.common.errors import ConfigurationError, DependencyUnavailable, InvalidMessage
 from comptaflow.common.metrics import MESSAGES_PUBLISHED
 
 log = structlog.get_logger("comptaflow.bus.amqp")
@@ -171,7 +171,14 @@ async def declare_topology(channel: AbstractChannel, delivery_limit: int) -> tup
             "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
             "x-dead-letter-routing-key": worker.name,
         }
-        queue = await channel.declare_queue(worker.queue_name, durable=True, arguments=arguments)
+        try:
+            queue = await channel.declare_queue(worker.queue_name, durable=True, arguments=arguments)
+        except aiormq.exceptions.ChannelPreconditionFailed as exc:
+            raise ConfigurationError(
+                f"queue {worker.queue_name} exists with other arguments than {arguments}; a quorum queue's "
+                "arguments cannot change: set COMPTAFLOW_DELIVERY_LIMIT to the existing value, or drain and "
+                "delete the queue"
+            ) from exc
         for key in worker.routing_keys:
             await queue.bind(events, routing_key=key)
     return events, status
