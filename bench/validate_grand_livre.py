@@ -24,11 +24,33 @@ OUT = Path(__file__).resolve().parent / "out"
 FIELDS = ("grand_livre_comptes", "grand_livre_tiers", "plan_comptes", "plan_tiers", "code_journal")
 
 
-def prepare(lines: int) -> dict[str, Path]:
+VARIANTS: dict[str, dict[str, object]] = {
+    # numeric amount cells and date cells, one account column: what most programs export
+    "numeric": {},
+    # French text amounts and text dates, grouped by account with totals, page breaks every 250 lines
+    "text-grouped": {
+        "layout": "grouped",
+        "account_totals": True,
+        "page_size": 250,
+        "amount_style": "nbsp",
+        "date_style": "dd/mm/yyyy",
+    },
+    # the same with a page break (repeated preamble and header) every 60 lines: the most rows to skip
+    "text-grouped-dense": {
+        "layout": "grouped",
+        "account_totals": True,
+        "page_size": 60,
+        "amount_style": "nbsp",
+        "date_style": "dd/mm/yyyy",
+    },
+}
+
+
+def prepare(lines: int, variant: str) -> dict[str, Path]:
     """Write (once, cached under bench/out/) the five files of a period with a `lines`-line grand livre."""
     from comptaflow.testkit.excel import ExportSpec, write_grand_livre_rows, write_period
 
-    folder = OUT / f"period-{lines}"
+    folder = OUT / f"period-{lines}-{variant}"
     marker = folder / "done.json"
     if marker.exists():
         return {k: Path(v) for k, v in json.loads(marker.read_text()).items()}
@@ -36,7 +58,7 @@ def prepare(lines: int) -> dict[str, Path]:
     companions = write_period(folder, ExportSpec())
     big = folder / "grand_livre_comptes_big.xlsx"
     started = time.perf_counter()
-    write_grand_livre_rows(big, lines)
+    write_grand_livre_rows(big, lines, **VARIANTS[variant])  # type: ignore[arg-type]
     print(f"generated {lines:,} lines in {time.perf_counter() - started:.0f}s ({big.stat().st_size / 1e6:.0f} MB)")
     paths = {field: companions.paths[field] for field in FIELDS} | {"grand_livre_comptes": big}
     marker.write_text(json.dumps({k: str(v) for k, v in paths.items()}))
@@ -78,8 +100,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--variant", choices=sorted(VARIANTS), default="numeric")
     args = parser.parse_args()
-    paths = prepare(args.lines)
+    paths = prepare(args.lines, args.variant)
     floors, validations = [], []
     floor_rss = validate_rss = 0
     for _ in range(args.repeat):  # interleaved, so both see the same machine load
@@ -91,7 +114,8 @@ def main() -> None:
         validate_rss = max(validate_rss, rss)
         assert rows == args.lines, f"validated {rows} lines, expected {args.lines}"
     floor, validate = statistics.median(floors), statistics.median(validations)
-    print(f"grand livre: {args.lines:,} lines, {paths['grand_livre_comptes'].stat().st_size / 1e6:.0f} MB xlsx")
+    size_mb = paths["grand_livre_comptes"].stat().st_size / 1e6
+    print(f"grand livre: {args.lines:,} lines, variant {args.variant}, {size_mb:.0f} MB xlsx")
     print(f"floor    (fastexcel read)      {floor:7.2f} s   peak RSS {floor_rss / 2**20:6.0f} MiB   runs {floors}")
     print(
         f"validate (five files, checks)  {validate:7.2f} s   "
