@@ -43,7 +43,16 @@ from comptaflow.common.metrics import MESSAGES_PUBLISHED
 
 log = structlog.get_logger("comptaflow.bus.amqp")
 
-_AMQP_ERRORS = (aiormq.exceptions.AMQPError, ConnectionError, OSError, asyncio.TimeoutError)
+# What a broker outage looks like from here: protocol errors, closed connections, and a robust channel
+# used while it is being restored (ChannelInvalidStateError, a RuntimeError).
+_AMQP_ERRORS = (
+    aiormq.exceptions.AMQPError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+    OSError,
+    asyncio.TimeoutError,
+)
+RECONNECT_INTERVAL = 1.0  # seconds between reconnection attempts of the robust connection
 
 
 class AmqpBus:
@@ -64,6 +73,7 @@ class AmqpBus:
             self._connection = await aio_pika.connect_robust(
                 self._url,
                 timeout=15,
+                reconnect_interval=RECONNECT_INTERVAL,
                 client_properties={
                     "connection_name": f"comptaflow-{self._service}",
                 },
