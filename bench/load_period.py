@@ -1,0 +1,178 @@
+"""Benchmark: a period with a 1,000,000-line grand livre, from upload to COMPLETED.
+
+Same run, same five files:
+  ours    — `comptaflow up` (embedded PostgreSQL, SeaweedFS, chdb, in-process bus) as a child process;
+            timed from the start of the HTTP upload (auto_load=true) until the batch is COMPLETED.
+  seed    — the approach of the original design note: pandas `read_excel` (openpyxl) with a row-by-row
+            search for the period in both grands livres, then each file read again and inserted
+            into ClickHouse (chdb) with clickhouse-connect's `insert_df`.
+  floor   — fastexcel alone reading the five files (each once) into polars.
+Each runs in its own process; peak RSS is that process's high-water mark (for `ours`, the `up`
+process, where parsing and loading happen; PostgreSQL and SeaweedFS are separate processes).
+
+    uv run python bench/load_period.py [--lines 1000000] [--variant numeric] [--skip-seed]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from validate_grand_livre import FIELDS, VARIANTS, prepare
+
+CHILD_FLOOR = """
+import json, resource, sys, time, fastexcel
+paths = json.loads(sys.argv[1])
+t = time.perf_counter()
+rows = 0
+for path in paths.values():
+    rows += fastexcel.read_excel(path).load_sheet(0, header_row=None).to_polars().height
+print(time.perf_counter() - t, rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+# The seed's approach (seeds/000, §4.3 and §6.1), faithfully: read to find the period, read again to load.
+CHILD_SEED = """
+import json, re, resource, sys, time, uuid
+import pandas as pd
+import clickhouse_connect
+paths = json.loads(sys.argv[1])
+client = clickhouse_connect.get_client(dsn="chdb://" + sys.argv[2])
+t = time.perf_counter()
+periods = []
+for kind in ("grand_livre_comptes", "grand_livre_tiers"):
+    df = pd.read_excel(paths[kind], header=None)
+    start = end = None
+    for idx, row in df.iterrows():
+        row_str = " ".join(str(cell) for cell in row if pd.notna(cell))
+        if "Période du" in row_str or "Periode du" in row_str:
+            dates = re.findall(r"(\\d{2}/\\d{2}/\\d{2,4})", row_str)
+            if dates:
+                start = dates[0]
+                end = dates[1] if len(dates) > 1 else None
+                break
+    periods.append((start, end))
+read_done = time.perf_counter() - t
+inserted = 0
+for kind, path in paths.items():
+    df = pd.read_excel(path, header=None).astype(str)
+    df.columns = [f"c{i}" for i in range(df.shape[1])]
+    df["client_id"] = "bench"
+    table = f"seed_{kind}_{uuid.uuid4().hex[:6]}"
+    cols = ", ".join(f"{c} String" for c in df.columns)
+    client.command(f"CREATE TABLE {table} ({cols}) ENGINE = MergeTree ORDER BY client_id")
+    client.insert_df(table, df)
+    inserted += len(df)
+print(time.perf_counter() - t, inserted, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, read_done)
+"""
+
+
+def run_child(code: str, *args: str) -> list[float]:
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)  # noqa: S603
+    return [float(x) for x in done.stdout.split()]
+
+
+def peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def run_ours(paths: dict[str, Path], home: Path) -> tuple[float, int, dict[str, object]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPTAFLOW_")}
+    env |= {"COMPTAFLOW_HOME": str(home), "COMPTAFLOW_HTTP_PORT": "0", "COMPTAFLOW_LOG_LEVEL": "WARNING"}
+    up = subprocess.Popen(
+        [sys.executable, "-m", "comptaflow.cli.main", "up"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert up.stdout is not None
+        line = up.stdout.readline()
+        assert line.startswith("comptaflow ready "), line
+        base = line.split()[-1]
+        token = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "comptaflow.cli.main",
+                "token",
+                "--sub",
+                "bench",
+                "--role",
+                "admin",
+                "--tenant",
+                "*",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=600) as client:
+            client.post("/api/v1/tenants", json={"id": "bench", "name": "Bench SARL"}).raise_for_status()
+            handles = {f: paths[f].open("rb") for f in FIELDS}
+            started = time.perf_counter()
+            response = client.post(
+                "/api/v1/tenants/bench/batches",
+                files={f: (paths[f].name, handles[f]) for f in FIELDS},
+                data={"auto_load": "true"},
+            )
+            response.raise_for_status()
+            batch_id = response.json()["batch_id"]
+            while True:
+                batch = client.get(f"/api/v1/batches/{batch_id}").json()
+                if batch["status"] in ("COMPLETED", "FAILED"):
+                    break
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - started
+            for handle in handles.values():
+                handle.close()
+        assert batch["status"] == "COMPLETED", batch["errors"]
+        return elapsed, peak_rss(up.pid), batch["stats"]
+    finally:
+        up.terminate()
+        up.wait(timeout=60)
+        if up.stdout is not None:
+            up.stdout.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--variant", choices=sorted(VARIANTS), default="numeric")
+    parser.add_argument("--skip-seed", action="store_true", help="skip the (slow) seed baseline")
+    args = parser.parse_args()
+    paths = prepare(args.lines, args.variant)
+    arg = json.dumps({k: str(v) for k, v in paths.items()})
+    floor, floor_rows, floor_rss = run_child(CHILD_FLOOR, arg)
+    with tempfile.TemporaryDirectory(prefix="cf-bench-") as tmp:
+        ours, ours_rss, stats = run_ours(paths, Path(tmp) / "home")
+        if not args.skip_seed:
+            seed, seed_rows, seed_rss, seed_read = run_child(CHILD_SEED, arg, str(Path(tmp) / "seed-ch"))
+    mib = 2**20
+    print(f"grand livre: {args.lines:,} lines ({args.variant}) + four companions; loaded: {stats.get('loaded')}")
+    print(
+        f"floor  fastexcel reads the five files      {floor:8.2f} s   peak RSS {floor_rss * 1024 / mib:6.0f} MiB"
+        f"   ({floor_rows:,.0f} sheet rows)"
+    )
+    print(f"ours   upload -> COMPLETED                 {ours:8.2f} s   peak RSS {ours_rss / mib:6.0f} MiB")
+    print(f"ratio  ours / floor                        {ours / floor:8.2f}   (target <= 1.5)")
+    if not args.skip_seed:
+        print(
+            f"seed   pandas/openpyxl + insert            {seed:8.2f} s   peak RSS {seed_rss * 1024 / mib:6.0f} MiB"
+            f"   ({seed_rows:,.0f} rows inserted)"
+        )
+        print(f"       of which reading to find the period {seed_read:8.2f} s ({seed_read / floor:.1f}x the floor)")
+        print(f"ratio  seed / ours                         {seed / ours:8.2f}   (target >= 10)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Asking the loader for a load or a restore (CONTRACT §4), one PostgreSQL transaction each.
+
+Both take a transaction-scoped advisory lock on the tenant first, so two requests of one tenant
+are decided one after the other: the second sees the first one's PROCESSING batch and is refused
+(`PERIOD_BUSY`) instead of both being accepted. The state change and the `LoadRequested` event are
+committed together (transactional outbox); the relay publishes the event afterwards.
+
+    request_load     VALIDATED → PROCESSING (stage "queued") + LoadRequested(batch)
+    request_restore  LoadRequested(backup's batch, backup_id); the loader swaps the period's load
+
+Refusals are `LoadRefused` with an error code: `BATCH_NOT_VALIDATED` or `PERIOD_BUSY`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from comptaflow.common import batches, outbox
+from comptaflow.common.contracts import BatchStatus, LoadRequested
+from comptaflow.common.db import Conn
+
+# Namespace of the tenant lock (first key of the two-key advisory lock); the second is the tenant's hash.
+_TENANT_LOAD_LOCK = 0x0C0F1A02
+
+
+class LoadRefused(Exception):
+    """The request conflicts with the batch's state or with a load in progress (answered 409)."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+@dataclass(frozen=True, slots=True)
+class LoadTicket:
+    """What was asked of the loader: the batch whose data becomes current."""
+
+    tenant_id: str
+    batch_id: uuid.UUID
+    backup_id: uuid.UUID | None = None
+    period: tuple[date, date] | None = field(default=None)
+
+
+async def lock_tenant_loads(conn: Conn, tenant_id: str) -> None:
+    """Serialise load decisions of one tenant until the end of the current transaction."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _TENANT_LOAD_LOCK, tenant_id)
+
+
+async def busy_batch(
+    conn: Conn, tenant_id: str, period_start: date, period_end: date, *, excluding: uuid.UUID | None = None
+) -> uuid.UUID | None:
+    """A PROCESSING batch of the tenant whose period overlaps [start, end] (bounds included), if any."""
+    found: uuid.UUID | None = await conn.fetchval(
+        """
+        SELECT id FROM batches
+        WHERE tenant_id = $1 AND status = 'PROCESSING'
+          AND period_start <= $3 AND period_end >= $2
+          AND ($4::uuid IS NULL OR id <> $4::uuid)
+        ORDER BY created_at LIMIT 1
+        """,
+        tenant_id,
+        period_start,
+        period_end,
+        excluding,
+    )
+    return found
+
+
+def _period_busy(other: uuid.UUID, start: date, end: date) -> LoadRefused:
+    return LoadRefused(
+        "PERIOD_BUSY",
+        "another batch of this tenant with an overlapping period is being loaded; retry when it has finished",
+        {"batch_id": str(other), "period_start": start.isoformat(), "period_end": end.isoformat()},
+    )
+
+
+async def request_load(conn: Conn, batch: batches.Batch) -> LoadTicket:
+    """Move a VALIDATED batch to PROCESSING and enqueue its `LoadRequested` (call inside a transaction)."""
+    await lock_tenant_loads(conn, batch.tenant_id)
+    # Read again under the lock: the status may have changed since the caller read it.
+    row = await conn.fetchrow(
+        "SELECT status, period_start, period_end FROM batches WHERE id = $1 FOR UPDATE", batch.id
+    )
+    assert row is not None  # batches are never deleted
+    status = BatchStatus(row["status"])
+    start, end = row["period_start"], row["period_end"]
+    if status is not BatchStatus.VALIDATED or start is None or end is None:
+        raise LoadRefused(
+            "BATCH_NOT_VALIDATED",
+            f"only a VALIDATED batch can be loaded; this one is {status.value}",
+            {"status": status.value},
+        )
+    other = await busy_batch(conn, batch.tenant_id, start, end, excluding=batch.id)
+    if other is not None:
+        raise _period_busy(other, start, end)
+    moved = await batches.transition(conn, batch.id, BatchStatus.PROCESSING, stage="queued", progress=0.0)
+    assert moved is not None  # guarded by the row lock taken above
+    await outbox.enqueue(conn, LoadRequested(tenant_id=batch.tenant_id, batch_id=batch.id))
+    return LoadTicket(tenant_id=batch.tenant_id, batch_id=batch.id, period=(start, end))
+
+
+async def request_restore(
+    conn: Conn, *, tenant_id: str, backup_id: uuid.UUID, batch_id: uuid.UUID, period: tuple[date, date]
+) -> LoadTicket:
+    """Enqueue the restore of a backup (call inside a transaction); refused while its period is loading."""
+    await lock_tenant_loads(conn, tenant_id)
+    other = await busy_batch(conn, tenant_id, period[0], period[1])
+    if other is not None:
+        raise _period_busy(other, period[0], period[1])
+    await outbox.enqueue(conn, LoadRequested(tenant_id=tenant_id, batch_id=batch_id, backup_id=backup_id))
+    return LoadTicket(tenant_id=tenant_id, batch_id=batch_id, backup_id=backup_id, period=period)
