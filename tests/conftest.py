@@ -124,6 +124,15 @@ def amqp_url() -> Iterator[str]:
         _rabbitmqctl("delete_vhost", vhost)
 
 
+@pytest.fixture(scope="session")
+def chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An in-process ClickHouse (chdb) path for the session; tests isolate by unique tenant ids.
+
+    chdb holds one path per process: anything that must use another path runs in a child process.
+    """
+    return f"chdb://{tmp_path_factory.mktemp('clickhouse')}"
+
+
 @pytest.fixture
 def settings(pg_dsn: str, s3: S3Endpoint, tmp_path: Path) -> Settings:
     """Settings pointing at the real database and object store (in-process bus unless a test adds AMQP)."""

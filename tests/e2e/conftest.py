@@ -12,8 +12,8 @@ from tests.e2e.platform import Platform, running_platform
 
 
 @pytest.fixture
-def amqp_settings(settings: Settings, amqp_url: str) -> Settings:
-    return settings.model_copy(update={"amqp_url": SecretStr(amqp_url)})
+def amqp_settings(settings: Settings, amqp_url: str, chdb_url: str) -> Settings:
+    return settings.model_copy(update={"amqp_url": SecretStr(amqp_url), "clickhouse_url": chdb_url})
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""A running platform: the gateway on a real port and the period validator, on real infrastructure."""
+"""A running platform: the gateway on a real port, the period validator and the loader, on real infrastructure."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from comptaflow.common.infra import Infra, open_infra
 from comptaflow.common.settings import Settings
 from comptaflow.common.tokens import Role, mint
 from comptaflow.gateway.app import create_app
+from comptaflow.loader.app import Loader
 from comptaflow.period_validator.app import PeriodValidator
 
 
@@ -24,6 +25,7 @@ class Platform:
     gateway: Infra
     worker: Infra
     validator: PeriodValidator
+    loader: Loader | None = None
 
     def token(self, *tenants: str, role: Role = Role.ACCOUNTANT, ttl: int = 600) -> str:
         assert self.settings.jwt_secret is not None
@@ -47,7 +49,10 @@ class Platform:
 
 @contextlib.asynccontextmanager
 async def running_platform(settings: Settings) -> AsyncIterator[Platform]:
-    """Gateway and validator as two separate components, each with its own connections."""
+    """Gateway and workers as separate components, each with its own connections.
+
+    The loader runs when the settings name a warehouse (`clickhouse_url`).
+    """
     async with (
         open_infra(settings, service="gateway") as gateway,
         open_infra(settings, service="period-validator") as worker,
@@ -55,12 +60,17 @@ async def running_platform(settings: Settings) -> AsyncIterator[Platform]:
         assert settings.jwt_secret is not None
         validator = PeriodValidator(worker)
         await validator.start()
+        loader = Loader(worker) if worker.warehouse is not None else None
+        if loader is not None:
+            await loader.start()
         http = HttpServer(
             create_app(gateway, jwt_secret=settings.jwt_secret.get_secret_value()), host="127.0.0.1", port=0
         )
         port = await http.start()
         try:
-            yield Platform(f"http://127.0.0.1:{port}", settings, gateway, worker, validator)
+            yield Platform(f"http://127.0.0.1:{port}", settings, gateway, worker, validator, loader)
         finally:
             await http.stop()
             await validator.stop(grace=5)
+            if loader is not None:
+                await loader.stop(grace=5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import SecretStr
 
@@ -20,6 +21,12 @@ from comptaflow.common.outbox import reannounce_unfinished
 from comptaflow.common.settings import Settings
 
 log = get_logger("comptaflow.cli")
+
+
+class Worker(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self, *, grace: float = 30.0) -> None: ...
 
 
 async def migrate(settings: Settings) -> int:
@@ -38,6 +45,7 @@ async def migrate(settings: Settings) -> int:
 async def up(settings: Settings) -> int:
     """Everything in one process; embedded PostgreSQL and S3 unless their URLs are set."""
     from comptaflow.gateway.app import create_app
+    from comptaflow.loader.app import Loader
     from comptaflow.period_validator.app import PeriodValidator
 
     home = settings.home.resolve()
@@ -65,6 +73,9 @@ async def up(settings: Settings) -> int:
                 "s3_secret_key": SecretStr(endpoint.secret_key),
             }
             log.info("embedded_s3_started", endpoint=endpoint.endpoint)
+        if settings.clickhouse_url is None:
+            # In-process ClickHouse (chdb): one path per process, shared by the loader and the gateway.
+            updates["clickhouse_url"] = f"chdb://{home / 'clickhouse'}"
         settings = settings.model_copy(update=updates)
         infra = await stack.enter_async_context(open_infra(settings, service="up", run_migrations=True))
         if isinstance(infra.bus, MemoryBus):
@@ -75,6 +86,9 @@ async def up(settings: Settings) -> int:
         validator = PeriodValidator(infra, work_dir=work_dir)
         await validator.start()
         stack.push_async_callback(validator.stop)
+        loader = Loader(infra)
+        await loader.start()
+        stack.push_async_callback(loader.stop)
         assert settings.jwt_secret is not None
         http = HttpServer(
             create_app(infra, jwt_secret=settings.jwt_secret.get_secret_value()),
@@ -104,9 +118,15 @@ async def serve(settings: Settings, service: str, *, jwt_secret: str) -> int:
             await stop.wait()
             await http.stop()
             return 0
-        from comptaflow.period_validator.app import PeriodValidator
+        worker: Worker
+        if service == "loader":
+            from comptaflow.loader.app import Loader
 
-        worker = PeriodValidator(infra, work_dir=Path(settings.home) / "tmp" if settings.home.exists() else None)
+            worker = Loader(infra)
+        else:
+            from comptaflow.period_validator.app import PeriodValidator
+
+            worker = PeriodValidator(infra, work_dir=Path(settings.home) / "tmp" if settings.home.exists() else None)
         health = HealthServer(host=settings.http_host, port=settings.health_port, readiness=infra.readiness)
         await health.start()
         await worker.start()

@@ -24,7 +24,7 @@ from comptaflow.common.settings import Settings
 from comptaflow.common.tokens import Role, mint
 
 SERVICES = ("gateway", "period-validator", "loader", "pennylane-sync", "payroll-bridge")
-AVAILABLE = ("gateway", "period-validator")
+AVAILABLE = ("gateway", "period-validator", "loader")
 log = get_logger("comptaflow.cli")
 
 

@@ -1,4 +1,4 @@
-"""The connections a process holds: PostgreSQL pool, bus, object storage.
+"""The connections a process holds: PostgreSQL pool, bus, object storage, and the warehouse if configured.
 
 `open_infra()` is the single place that opens them (in order) and closes them (in reverse); services
 receive the `Infra` object from their composition root, never build connections themselves.
@@ -19,6 +19,7 @@ from comptaflow.common.bus.memory import MemoryBus
 from comptaflow.common.errors import DependencyUnavailable
 from comptaflow.common.settings import Settings
 from comptaflow.common.storage import Storage
+from comptaflow.common.warehouse import Warehouse
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +28,17 @@ class Infra:
     db: asyncpg.Pool
     bus: Bus
     storage: Storage
+    warehouse: Warehouse | None = None
 
     async def readiness(self) -> dict[str, bool]:
-        return {
+        checks = {
             "database": await db.ping(self.db),
             "bus": await self.bus.ping(),
             "storage": await self.storage.ping(),
         }
+        if self.warehouse is not None:
+            checks["warehouse"] = await self.warehouse.ping()
+        return checks
 
 
 def make_bus(settings: Settings, *, service: str) -> Bus:
@@ -75,4 +80,11 @@ async def open_infra(
         the_bus = bus if bus is not None else make_bus(settings, service=service)
         await the_bus.connect()
         stack.push_async_callback(the_bus.close)
-        yield Infra(settings=settings, db=pool, bus=the_bus, storage=storage)
+        warehouse: Warehouse | None = None
+        if settings.clickhouse_url:
+            warehouse = Warehouse(settings.clickhouse_url)
+            await warehouse.open()
+            stack.push_async_callback(warehouse.close)
+            if run_migrations:
+                await warehouse.migrate()
+        yield Infra(settings=settings, db=pool, bus=the_bus, storage=storage, warehouse=warehouse)

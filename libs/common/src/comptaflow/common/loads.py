@@ -125,8 +125,7 @@ async def get_backup(conn: Conn, backup_id: uuid.UUID) -> Backup | None:
 async def lock_period(conn: Conn, tenant_id: str, start: date, end: date) -> uuid.UUID | None:
     """Lock the period's pointer row for the transaction; return its current batch id (None: not loaded)."""
     value: uuid.UUID | None = await conn.fetchval(
-        "SELECT batch_id FROM loaded_periods WHERE tenant_id = $1 AND period_start = $2 AND period_end = $3"
-        " FOR UPDATE",
+        "SELECT batch_id FROM loaded_periods WHERE tenant_id = $1 AND period_start = $2 AND period_end = $3 FOR UPDATE",
         tenant_id,
         start,
         end,

@@ -19,7 +19,7 @@ from comptaflow.common.infra import Infra
 from comptaflow.common.outbox import OutboxRelay
 from comptaflow.gateway.errors import install_error_handlers
 from comptaflow.gateway.observability import ObservabilityMiddleware, redact_server_logs
-from comptaflow.gateway.routes import batches, health, tenants, ws
+from comptaflow.gateway.routes import batches, health, ledger, loads, tenants, ws
 from comptaflow.gateway.state import GatewayState
 from comptaflow.gateway.status_hub import StatusHub
 
@@ -70,5 +70,7 @@ def create_app(infra: Infra, *, jwt_secret: str, relay: bool = True) -> FastAPI:
     app.include_router(health.router)
     app.include_router(tenants.router)
     app.include_router(batches.router)
+    app.include_router(loads.router)
+    app.include_router(ledger.router)
     app.include_router(ws.router)
     return app

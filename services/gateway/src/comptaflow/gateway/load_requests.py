@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from comptaflow.common import batches, outbox
+from comptaflow.common import batches, loads, outbox
 from comptaflow.common.contracts import BatchStatus, LoadRequested
 from comptaflow.common.db import Conn
 
@@ -83,9 +83,7 @@ async def request_load(conn: Conn, batch: batches.Batch) -> LoadTicket:
     """Move a VALIDATED batch to PROCESSING and enqueue its `LoadRequested` (call inside a transaction)."""
     await lock_tenant_loads(conn, batch.tenant_id)
     # Read again under the lock: the status may have changed since the caller read it.
-    row = await conn.fetchrow(
-        "SELECT status, period_start, period_end FROM batches WHERE id = $1 FOR UPDATE", batch.id
-    )
+    row = await conn.fetchrow("SELECT status, period_start, period_end FROM batches WHERE id = $1 FOR UPDATE", batch.id)
     assert row is not None  # batches are never deleted
     status = BatchStatus(row["status"])
     start, end = row["period_start"], row["period_end"]
@@ -104,13 +102,22 @@ async def request_load(conn: Conn, batch: batches.Batch) -> LoadTicket:
     return LoadTicket(tenant_id=batch.tenant_id, batch_id=batch.id, period=(start, end))
 
 
-async def request_restore(
-    conn: Conn, *, tenant_id: str, backup_id: uuid.UUID, batch_id: uuid.UUID, period: tuple[date, date]
-) -> LoadTicket:
-    """Enqueue the restore of a backup (call inside a transaction); refused while its period is loading."""
-    await lock_tenant_loads(conn, tenant_id)
-    other = await busy_batch(conn, tenant_id, period[0], period[1])
+async def request_restore(conn: Conn, backup_id: uuid.UUID) -> LoadTicket | None:
+    """Enqueue the restore of a backup (call inside a transaction); None if the backup no longer exists.
+
+    Refused (`PERIOD_BUSY`) while a batch of an overlapping period of the tenant is loading.
+    """
+    backup = await loads.get_backup(conn, backup_id)
+    if backup is None:
+        return None
+    await lock_tenant_loads(conn, backup.tenant_id)
+    # Read again under the lock: a restore decided meanwhile may have consumed the backup.
+    backup = await loads.get_backup(conn, backup_id)
+    if backup is None:
+        return None
+    start, end = backup.period_start, backup.period_end
+    other = await busy_batch(conn, backup.tenant_id, start, end)
     if other is not None:
-        raise _period_busy(other, period[0], period[1])
-    await outbox.enqueue(conn, LoadRequested(tenant_id=tenant_id, batch_id=batch_id, backup_id=backup_id))
-    return LoadTicket(tenant_id=tenant_id, batch_id=batch_id, backup_id=backup_id, period=period)
+        raise _period_busy(other, start, end)
+    await outbox.enqueue(conn, LoadRequested(tenant_id=backup.tenant_id, batch_id=backup.batch_id, backup_id=backup.id))
+    return LoadTicket(tenant_id=backup.tenant_id, batch_id=backup.batch_id, backup_id=backup.id, period=(start, end))

@@ -1,11 +1,12 @@
-"""Request and response bodies of the HTTP API (CONTRACT §3, §4), and their wire formatting.
+"""Request and response bodies of the HTTP API (CONTRACT §3, §4, §6), and their wire formatting.
 
-Dates are `YYYY-MM-DD`; timestamps ISO-8601 UTC ending in `Z`.
+Dates are `YYYY-MM-DD`; timestamps ISO-8601 UTC ending in `Z`; amounts decimal strings with two decimals.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from comptaflow.common.batches import Batch
 from comptaflow.common.contracts import BatchKind, BatchStatus
 from comptaflow.common.contracts.v1 import TenantId
+from comptaflow.common.loads import BackupView, PeriodView
 from comptaflow.common.tenants import Tenant
+from comptaflow.common.warehouse.reads import CENT, LedgerLine, TrialBalanceRow
 
 _TIMESTAMP = "ISO-8601 UTC timestamp, e.g. 2025-01-31T09:30:00.123456Z"
 
@@ -99,4 +102,106 @@ class BatchOut(BaseModel):
 
 class BatchPage(BaseModel):
     items: list[BatchOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last one")
+
+
+class LoadAccepted(BaseModel):
+    batch_id: str = Field(description="the batch whose data is being made current")
+    status: Literal["PROCESSING"] = "PROCESSING"
+
+
+class BackupOut(BaseModel):
+    backup_id: str
+    batch_id: str = Field(description="the batch whose load this backup keeps")
+    created_at: str = Field(description=_TIMESTAMP)
+
+    @classmethod
+    def of(cls, backup: BackupView) -> BackupOut:
+        return cls(
+            backup_id=str(backup.backup_id), batch_id=str(backup.batch_id), created_at=utc_timestamp(backup.created_at)
+        )
+
+
+class PeriodOut(BaseModel):
+    period_start: str = Field(description="YYYY-MM-DD")
+    period_end: str = Field(description="YYYY-MM-DD")
+    batch_id: str = Field(description="the batch of the current load of the period")
+    loaded_at: str = Field(description=_TIMESTAMP)
+    kind: BatchKind
+    backups: list[BackupOut] = Field(description="earlier loads of the period, newest first; restorable")
+
+    @classmethod
+    def of(cls, period: PeriodView) -> PeriodOut:
+        return cls(
+            period_start=period.period_start.isoformat(),
+            period_end=period.period_end.isoformat(),
+            batch_id=str(period.batch_id),
+            loaded_at=utc_timestamp(period.loaded_at),
+            kind=BatchKind(period.kind),
+            backups=[BackupOut.of(b) for b in period.backups],
+        )
+
+
+class PeriodList(BaseModel):
+    items: list[PeriodOut] = Field(description="ordered by period_start")
+
+
+_AMOUNT = 'decimal string with two decimals, e.g. "1234.50"'
+
+
+def money(value: Decimal) -> str:
+    """An amount on the wire: a decimal string with exactly two decimals (never a float)."""
+    return f"{value.quantize(CENT):f}"
+
+
+class TrialBalanceRowOut(BaseModel):
+    account: str
+    label: str | None = Field(description="from the chart of accounts of the load, else the ledger's account label")
+    debit: str = Field(description=_AMOUNT, examples=["1234.50"])
+    credit: str = Field(description=_AMOUNT, examples=["0.00"])
+    balance: str = Field(description="debit - credit; " + _AMOUNT, examples=["1234.50"])
+
+    @classmethod
+    def of(cls, row: TrialBalanceRow) -> TrialBalanceRowOut:
+        return cls(
+            account=row.account,
+            label=row.label,
+            debit=money(row.debit),
+            credit=money(row.credit),
+            balance=money(row.balance),
+        )
+
+
+class TrialBalanceOut(BaseModel):
+    rows: list[TrialBalanceRowOut] = Field(description="one per account, ordered by account")
+    total_debit: str = Field(description=_AMOUNT)
+    total_credit: str = Field(description=_AMOUNT)
+
+
+class LedgerLineOut(BaseModel):
+    date: str = Field(description="YYYY-MM-DD")
+    journal: str
+    piece: str | None
+    account: str
+    label: str
+    debit: str = Field(description=_AMOUNT)
+    credit: str = Field(description=_AMOUNT)
+    lettrage: str | None
+
+    @classmethod
+    def of(cls, line: LedgerLine) -> LedgerLineOut:
+        return cls(
+            date=line.date.isoformat(),
+            journal=line.journal,
+            piece=line.piece,
+            account=line.account,
+            label=line.label,
+            debit=money(line.debit),
+            credit=money(line.credit),
+            lettrage=line.lettrage,
+        )
+
+
+class LedgerPage(BaseModel):
+    items: list[LedgerLineOut] = Field(description="ordered by date, then account, then load and line")
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last one")

@@ -40,10 +40,11 @@ class WorkerQueue:
 
 
 PERIOD_VALIDATOR_QUEUE = WorkerQueue("period-validator", ("batch.uploaded",))
+LOADER_QUEUE = WorkerQueue("loader", ("batch.load_requested",))
 
 # Every process declares the whole topology at start (idempotently), so a message published before
 # its consumer ever ran is queued, not dropped.
-TOPOLOGY: tuple[WorkerQueue, ...] = (PERIOD_VALIDATOR_QUEUE,)
+TOPOLOGY: tuple[WorkerQueue, ...] = (PERIOD_VALIDATOR_QUEUE, LOADER_QUEUE)
 
 
 @dataclass(frozen=True, slots=True)

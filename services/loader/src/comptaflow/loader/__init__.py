@@ -1,0 +1,1 @@
+"""Comptaflow loader: validated periods into the warehouse (atomic per period, restorable)."""
