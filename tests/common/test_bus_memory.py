@@ -89,7 +89,8 @@ async def test_batch_uploaded_is_routed_to_the_period_validator_queue_only(bus: 
 
     assert handler.calls == [(event, Delivery(routing_key="batch.uploaded", delivery_count=0, redelivered=False))]
     assert bus.queue_depth(QUEUE) == 0
-    assert bus.dead_letters == {QUEUE: []}
+    assert bus.queue_depth("loader") == 1  # the load request went to the loader's queue, not the validator's
+    assert bus.dead_letters == {QUEUE: [], "loader": []}
 
 
 @pytest.mark.parametrize(

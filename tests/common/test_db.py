@@ -15,7 +15,7 @@ from .support import FreshDatabase
 
 pytestmark = pytest.mark.infra
 
-CORE_TABLES = ["batch_files", "batches", "loaded_periods", "outbox", "schema_migrations", "tenants"]
+CORE_TABLES = ["backups", "batch_files", "batches", "loaded_periods", "outbox", "schema_migrations", "tenants"]
 
 
 async def tables(pool: asyncpg.Pool) -> list[str]:
@@ -27,12 +27,12 @@ async def tables(pool: asyncpg.Pool) -> list[str]:
 async def test_migrate_applies_everything_once_then_nothing(fresh_database: FreshDatabase) -> None:
     pool = await db.create_pool(await fresh_database(), max_size=2)
     try:
-        assert await db.migrate(pool) == ["0001_core"]
+        assert await db.migrate(pool) == db.migration_versions()
         assert await tables(pool) == CORE_TABLES
         assert await db.migrate(pool) == []
         async with pool.acquire() as conn:
             versions = [r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")]
-        assert versions == ["0001_core"]
+        assert versions == db.migration_versions()
     finally:
         await pool.close()
 
@@ -43,7 +43,7 @@ async def test_concurrent_migrations_apply_each_version_exactly_once(fresh_datab
     pools = [await db.create_pool(dsn, max_size=1) for _ in range(4)]
     try:
         results = await asyncio.gather(*(db.migrate(p) for p in pools))
-        assert sorted(results) == [[], [], [], ["0001_core"]]
+        assert sorted(results) == [[], [], [], db.migration_versions()]
         assert await tables(pools[0]) == CORE_TABLES
     finally:
         for p in pools:
@@ -80,3 +80,7 @@ async def test_jsonb_values_come_back_as_python_objects(pool: asyncpg.Pool) -> N
 async def test_create_pool_on_a_closed_port_is_a_dependency_error() -> None:
     with pytest.raises(DependencyUnavailable, match="PostgreSQL unreachable"):
         await db.create_pool(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres")
+
+
+def test_migrations_ship_in_order() -> None:
+    assert db.migration_versions()[:2] == ["0001_core", "0002_backups"]

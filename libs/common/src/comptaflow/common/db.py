@@ -56,6 +56,11 @@ def _migrations() -> list[tuple[str, str]]:
     return [(p.name.removesuffix(".sql"), p.read_text(encoding="utf-8")) for p in files]
 
 
+def migration_versions() -> list[str]:
+    """Every migration shipped, in the order they apply."""
+    return [version for version, _ in _migrations()]
+
+
 async def migrate(pool: asyncpg.Pool) -> list[str]:
     """Apply pending migrations; return the names applied now."""
     applied_now: list[str] = []
