@@ -29,7 +29,11 @@ async def copy_files(storage: Storage, replaced: batches.Batch, tenant_id: str, 
     """Copy the declared files of `replaced` under a new backup folder of the period; return its prefix."""
     prefix = backup_prefix(tenant_id, start, end, datetime.now(UTC))
     for file in replaced.files:
-        await storage.copy(file.object_key, prefix + PurePosixPath(file.object_key).name)
+        target = prefix + PurePosixPath(file.object_key).name
+        # A same-day re-upload had the validator move this file aside already, possibly to this very
+        # folder (same second): then it is its own backup.
+        if file.object_key != target:
+            await storage.copy(file.object_key, target)
     log.info("replaced_files_backed_up", prefix=prefix, files=len(replaced.files), replaced=str(replaced.id))
     return prefix
 

@@ -168,8 +168,18 @@ class ValidationHandler:
                     "SELECT batch_id FROM batch_files WHERE object_key = $1 AND batch_id <> $2", target, batch.id
                 )
             if owner is not None and await storage.exists(target):
+                # Another batch's file has this name (same period, uploaded the same day): move it aside
+                # and repoint that batch to the copy, so each batch keeps referencing its own content.
                 backup_at = backup_at or layout.backup_prefix(batch.tenant_id, start, end, datetime.now(UTC))
-                await storage.copy(target, backup_at + target.rsplit("/", 1)[1])
+                aside = backup_at + target.rsplit("/", 1)[1]
+                await storage.copy(target, aside)
+                async with self._infra.db.acquire() as conn:
+                    await conn.execute(
+                        "UPDATE batch_files SET object_key = $3 WHERE batch_id = $1 AND object_key = $2",
+                        owner,
+                        target,
+                        aside,
+                    )
             await storage.copy(file.object_key, target)
             moved[file.field] = target
         return moved
