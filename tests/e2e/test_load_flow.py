@@ -125,9 +125,7 @@ async def test_reupload_replaces_keeps_a_backup_and_restore_brings_it_back(platf
 
         # The backup folder holds the first upload's bytes, although the second had the same file names.
         storage = platform.gateway.storage
-        backup_keys = [
-            k for k in await storage.list_keys(f"{tenant}/declaration/2024/periode-20240101-20241231/backup/")
-        ]
+        backup_keys = await storage.list_keys(f"{tenant}/declaration/2024/periode-20240101-20241231/backup/")
         backed_up = {hashlib.sha256(await storage.get_bytes(k)).hexdigest() for k in backup_keys}
         assert {hashlib.sha256(first.paths[f].read_bytes()).hexdigest() for f in FIELDS} <= backed_up
 
