@@ -63,7 +63,7 @@ for kind in ("grand_livre_comptes", "grand_livre_tiers"):
 read_done = time.perf_counter() - t
 inserted = 0
 for kind, path in paths.items():
-    df = pd.read_excel(path, header=None).astype(str)
+    df = pd.read_excel(path, header=None).astype(object).fillna("").astype(str)
     df.columns = [f"c{i}" for i in range(df.shape[1])]
     df["client_id"] = "bench"
     table = f"seed_{kind}_{uuid.uuid4().hex[:6]}"
@@ -76,7 +76,9 @@ print(time.perf_counter() - t, inserted, resource.getrusage(resource.RUSAGE_SELF
 
 
 def run_child(code: str, *args: str) -> list[float]:
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)  # noqa: S603
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)  # noqa: S603
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark child failed:\n{done.stderr[-3000:]}")
     return [float(x) for x in done.stdout.split()]
 
 

@@ -53,7 +53,7 @@ def prepare(lines: int, variant: str) -> dict[str, Path]:
     folder = OUT / f"period-{lines}-{variant}"
     marker = folder / "done.json"
     if marker.exists():
-        return {k: Path(v) for k, v in json.loads(marker.read_text()).items()}
+        return {k: folder / name for k, name in json.loads(marker.read_text()).items()}
     folder.mkdir(parents=True, exist_ok=True)
     companions = write_period(folder, ExportSpec())
     big = folder / "grand_livre_comptes_big.xlsx"
@@ -61,7 +61,7 @@ def prepare(lines: int, variant: str) -> dict[str, Path]:
     write_grand_livre_rows(big, lines, **VARIANTS[variant])  # type: ignore[arg-type]
     print(f"generated {lines:,} lines in {time.perf_counter() - started:.0f}s ({big.stat().st_size / 1e6:.0f} MB)")
     paths = {field: companions.paths[field] for field in FIELDS} | {"grand_livre_comptes": big}
-    marker.write_text(json.dumps({k: str(v) for k, v in paths.items()}))
+    marker.write_text(json.dumps({k: str(v.relative_to(folder)) for k, v in paths.items()}))
     return paths
 
 

@@ -15,6 +15,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
+import polars as pl
 import structlog
 
 from comptaflow.common import batches, outbox
@@ -95,17 +96,18 @@ class ValidationHandler:
                 await self._fail(batch, result, reporter)
                 return
             await reporter.stage("store", PARSED, status=BatchStatus.VALIDATING, message="storing normalised tables")
-            await self._store_tables(batch, result, Path(tmp))
-            moved = await self._declare_files(batch, tenant.name, result)
+            _, moved = await asyncio.gather(
+                self._store_tables(batch, result, Path(tmp)), self._declare_files(batch, tenant.name, result)
+            )
         await self._succeed(batch, result, moved, reporter)
 
     async def _download(self, batch: batches.Batch, tmp: Path) -> dict[str, Path]:
-        paths: dict[str, Path] = {}
-        for file in batch.files:
-            suffix = PurePosixPath(file.filename).suffix.lower()[:8]
-            target = tmp / f"{file.field}{suffix}"
-            await self._infra.storage.download_file(file.object_key, target)
-            paths[file.field] = target
+        paths = {
+            file.field: tmp / f"{file.field}{PurePosixPath(file.filename).suffix.lower()[:8]}" for file in batch.files
+        }
+        await asyncio.gather(
+            *(self._infra.storage.download_file(file.object_key, paths[file.field]) for file in batch.files)
+        )
         return paths
 
     async def _validate(
@@ -146,10 +148,13 @@ class ValidationHandler:
             await relay
 
     async def _store_tables(self, batch: batches.Batch, result: ValidationResult, tmp: Path) -> None:
-        for table, frame in result.tables.items():
+        async def store(table: str, frame: pl.DataFrame) -> None:
             path = tmp / f"{table}.parquet"
-            await asyncio.to_thread(frame.write_parquet, path, compression="zstd")
+            # An intermediate file read once by the loader: fast lz4 rather than small zstd.
+            await asyncio.to_thread(frame.write_parquet, path, compression="lz4", statistics=False)
             await self._infra.storage.upload_file(layout.staging_key(batch.tenant_id, batch.id, table), path)
+
+        await asyncio.gather(*(store(table, frame) for table, frame in result.tables.items()))
 
     async def _declare_files(self, batch: batches.Batch, tenant_name: str, result: ValidationResult) -> dict[str, str]:
         """Copy the uploaded files to the period's folder; earlier files of the same names go to backup/."""
