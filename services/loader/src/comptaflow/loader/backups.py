@@ -18,9 +18,9 @@ from comptaflow.common import batches, loads
 from comptaflow.common.contracts import BatchStatus, LoadRequested
 from comptaflow.common.errors import InvalidMessage, NotFound
 from comptaflow.common.infra import Infra
+from comptaflow.common.layout import backup_prefix
 from comptaflow.common.progress import BatchReporter
 from comptaflow.common.storage import Storage
-from comptaflow.loader.layout import backup_prefix
 
 log = structlog.get_logger("comptaflow.loader")
 

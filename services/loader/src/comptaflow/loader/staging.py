@@ -12,8 +12,8 @@ import uuid
 from dataclasses import dataclass
 
 from comptaflow.common.errors import PermanentError
+from comptaflow.common.layout import staging_key
 from comptaflow.common.storage import Storage
-from comptaflow.loader.layout import staging_key
 
 
 @dataclass(frozen=True, slots=True)

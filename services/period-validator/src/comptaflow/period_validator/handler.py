@@ -19,6 +19,7 @@ import polars as pl
 import structlog
 
 from comptaflow.common import batches, outbox
+from comptaflow.common import layout as shared_layout
 from comptaflow.common.bus import Delivery
 from comptaflow.common.bus.base import AnyEvent
 from comptaflow.common.contracts import BatchKind, BatchStatus, BatchUploaded, LoadRequested
@@ -152,7 +153,7 @@ class ValidationHandler:
             path = tmp / f"{table}.parquet"
             # An intermediate file read once by the loader: fast lz4 rather than small zstd.
             await asyncio.to_thread(frame.write_parquet, path, compression="lz4", statistics=False)
-            await self._infra.storage.upload_file(layout.staging_key(batch.tenant_id, batch.id, table), path)
+            await self._infra.storage.upload_file(shared_layout.staging_key(batch.tenant_id, batch.id, table), path)
 
         await asyncio.gather(*(store(table, frame) for table, frame in result.tables.items()))
 
@@ -175,7 +176,7 @@ class ValidationHandler:
             if owner is not None and await storage.exists(target):
                 # Another batch's file has this name (same period, uploaded the same day): move it aside
                 # and repoint that batch to the copy, so each batch keeps referencing its own content.
-                backup_at = backup_at or layout.backup_prefix(batch.tenant_id, start, end, datetime.now(UTC))
+                backup_at = backup_at or shared_layout.backup_prefix(batch.tenant_id, start, end, datetime.now(UTC))
                 aside = backup_at + target.rsplit("/", 1)[1]
                 await storage.copy(target, aside)
                 async with self._infra.db.acquire() as conn:
