@@ -15,6 +15,7 @@ validation, Starlette's routing, an unreachable dependency):
 from __future__ import annotations
 
 import http
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,6 +51,16 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
+class Refusal(Exception):
+    """A request the domain refuses, with the code the client sees; routes choose its HTTP status."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
 def unauthorized(message: str = "missing, invalid or expired bearer token") -> ApiError:
     return ApiError(401, "UNAUTHORIZED", message, headers={"WWW-Authenticate": "Bearer"})
 
@@ -60,6 +71,14 @@ def forbidden(message: str) -> ApiError:
 
 def not_found(what: str) -> ApiError:
     return ApiError(404, "NOT_FOUND", f"{what} not found")
+
+
+def uuid_or_404(value: str, what: str) -> uuid.UUID:
+    """A path id; one that is not a UUID names nothing, so it is a 404 like an unknown one."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise not_found(what) from None
 
 
 def envelope(code: str, message: str, details: Mapping[str, Any] | None = None) -> dict[str, Any]:

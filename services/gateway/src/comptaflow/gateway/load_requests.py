@@ -16,24 +16,18 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 from comptaflow.common import batches, loads, outbox
 from comptaflow.common.contracts import BatchStatus, LoadRequested
 from comptaflow.common.db import Conn
+from comptaflow.gateway.errors import Refusal
 
 # Namespace of the tenant lock (first key of the two-key advisory lock); the second is the tenant's hash.
 _TENANT_LOAD_LOCK = 0x0C0F1A02
 
 
-class LoadRefused(Exception):
+class LoadRefused(Refusal):
     """The request conflicts with the batch's state or with a load in progress (answered 409)."""
-
-    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details or {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from python_multipart.multipart import parse_options_header
 from comptaflow.common.batches import BatchFile
 from comptaflow.common.contracts import BatchKind
 from comptaflow.common.storage import ObjectWriter, Storage
+from comptaflow.gateway.errors import Refusal
 from comptaflow.gateway.form_stream import FormEvent, FormStream, MalformedForm, PartHeaders
 from comptaflow.gateway.sniff import Verdict, sniff_excel, sniff_fec
 
@@ -55,14 +56,8 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-class UploadRejected(Exception):
+class UploadRejected(Refusal):
     """The upload is refused (422); nothing of it is stored."""
-
-    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details or {}
 
 
 @dataclass(frozen=True, slots=True)

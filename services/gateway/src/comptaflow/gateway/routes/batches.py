@@ -17,7 +17,7 @@ from comptaflow.common.contracts import BatchUploaded
 from comptaflow.common.metrics import BATCHES, UPLOAD_BYTES
 from comptaflow.gateway import upload
 from comptaflow.gateway.auth import CurrentPrincipal, State, require_visible, require_writer
-from comptaflow.gateway.errors import ApiError, error_responses, not_found
+from comptaflow.gateway.errors import ApiError, error_responses, not_found, uuid_or_404
 from comptaflow.gateway.schemas import BatchAccepted, BatchOut, BatchPage
 
 router = APIRouter(prefix="/api/v1", tags=["batches"])
@@ -141,10 +141,7 @@ def _rejected(exc: upload.UploadRejected) -> ApiError:
 
 @router.get("/batches/{batch_id}", summary="A batch and its progress", responses=error_responses(401, 404))
 async def get_batch(batch_id: str, who: CurrentPrincipal, state: State) -> BatchOut:
-    try:
-        parsed = uuid.UUID(batch_id)
-    except ValueError:
-        raise not_found("batch") from None
+    parsed = uuid_or_404(batch_id, "batch")
     async with state.infra.db.acquire() as conn:
         batch = await batches.get_batch(conn, parsed)
     if batch is None or not who.can_see(batch.tenant_id):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
 import structlog
 from fastapi import APIRouter
 
 from comptaflow.common import batches, loads, tenants
 from comptaflow.gateway.auth import CurrentPrincipal, State, require_visible, require_writer
-from comptaflow.gateway.errors import ApiError, error_responses, not_found
+from comptaflow.gateway.errors import ApiError, error_responses, not_found, uuid_or_404
 from comptaflow.gateway.load_requests import LoadRefused, request_load, request_restore
 from comptaflow.gateway.schemas import LoadAccepted, PeriodList, PeriodOut
 
@@ -42,13 +40,6 @@ def _refused(exc: LoadRefused) -> ApiError:
     return ApiError(409, exc.code, exc.message, exc.details)
 
 
-def _uuid_or_404(value: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise not_found(what) from None
-
-
 @router.post(
     "/batches/{batch_id}/load",
     status_code=202,
@@ -57,7 +48,7 @@ def _uuid_or_404(value: str, what: str) -> uuid.UUID:
     responses=error_responses(401, 403, 404, 409, 503),
 )
 async def load_batch(batch_id: str, who: CurrentPrincipal, state: State) -> LoadAccepted:
-    parsed = _uuid_or_404(batch_id, "batch")
+    parsed = uuid_or_404(batch_id, "batch")
     async with state.infra.db.acquire() as conn:
         batch = await batches.get_batch(conn, parsed)
         if batch is None or not who.can_see(batch.tenant_id):
@@ -98,7 +89,7 @@ async def list_periods(tenant_id: str, who: CurrentPrincipal, state: State) -> P
     responses=error_responses(401, 403, 404, 409, 503),
 )
 async def restore_backup(backup_id: str, who: CurrentPrincipal, state: State) -> LoadAccepted:
-    parsed = _uuid_or_404(backup_id, "backup")
+    parsed = uuid_or_404(backup_id, "backup")
     async with state.infra.db.acquire() as conn:
         backup = await loads.get_backup(conn, parsed)
         if backup is None or not who.can_see(backup.tenant_id):
