@@ -25,7 +25,7 @@ import structlog
 
 from comptaflow.common import batches, loads
 from comptaflow.common.bus import Delivery
-from comptaflow.common.bus.base import AnyEvent
+from comptaflow.common.bus.base import AnyEvent, or_give_up
 from comptaflow.common.contracts import BatchStatus, LoadRequested
 from comptaflow.common.errors import InvalidMessage, NotFound, PermanentError, TransientError
 from comptaflow.common.infra import Infra
@@ -56,21 +56,21 @@ class LoadHandler:
     async def __call__(self, event: AnyEvent, delivery: Delivery) -> None:
         if not isinstance(event, LoadRequested):
             raise InvalidMessage(f"the loader does not handle {event.type}")
-        last_attempt = delivery.delivery_count + 1 >= self._limit
-        try:
+
+        async def work() -> None:
             async with tenant_lock(self._infra.db, event.tenant_id):
                 if event.backup_id is not None:
                     await restore_backup(self._infra, event, service=SERVICE)
                 else:
                     await self._load(event)
-        except PermanentError as exc:
-            await self._give_up(event, "LOAD_FAILED", str(exc))
-            raise
-        except Exception as exc:
-            if last_attempt:
-                await self._give_up(event, "INTERNAL_ERROR", f"load failed after {self._limit} attempts: {exc!r}")
-                raise PermanentError(str(exc)) from exc
-            raise
+
+        async def give_up(cause: BaseException, permanent: bool) -> None:
+            if permanent:
+                await self._give_up(event, "LOAD_FAILED", str(cause))
+            else:
+                await self._give_up(event, "INTERNAL_ERROR", f"load failed after {self._limit} attempts: {cause!r}")
+
+        await or_give_up(work(), delivery=delivery, limit=self._limit, give_up=give_up)
 
     async def _load(self, event: LoadRequested) -> None:
         pool = self._infra.db

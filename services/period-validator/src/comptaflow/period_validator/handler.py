@@ -21,10 +21,10 @@ import structlog
 from comptaflow.common import batches, outbox
 from comptaflow.common import layout as shared_layout
 from comptaflow.common.bus import Delivery
-from comptaflow.common.bus.base import AnyEvent
+from comptaflow.common.bus.base import AnyEvent, or_give_up
 from comptaflow.common.contracts import BatchKind, BatchStatus, BatchUploaded, LoadRequested
 from comptaflow.common.db import Conn
-from comptaflow.common.errors import InvalidMessage, NotFound, PermanentError
+from comptaflow.common.errors import InvalidMessage, NotFound
 from comptaflow.common.infra import Infra
 from comptaflow.common.metrics import BATCHES, VALIDATION_SECONDS
 from comptaflow.common.progress import BatchReporter
@@ -50,17 +50,12 @@ class ValidationHandler:
     async def __call__(self, event: AnyEvent, delivery: Delivery) -> None:
         if not isinstance(event, BatchUploaded):
             raise InvalidMessage(f"the period validator does not handle {event.type}")
-        last_attempt = delivery.delivery_count + 1 >= self._limit
-        try:
-            await self._handle(event)
-        except PermanentError as exc:
-            await self._give_up(event, str(exc))
-            raise
-        except Exception as exc:
-            if last_attempt:
-                await self._give_up(event, f"validation failed after {self._limit} attempts: {exc!r}")
-                raise PermanentError(str(exc)) from exc
-            raise
+
+        async def give_up(cause: BaseException, permanent: bool) -> None:
+            reason = str(cause) if permanent else f"validation failed after {self._limit} attempts: {cause!r}"
+            await self._give_up(event, reason)
+
+        await or_give_up(self._handle(event), delivery=delivery, limit=self._limit, give_up=give_up)
 
     async def _handle(self, event: BatchUploaded) -> None:
         pool = self._infra.db

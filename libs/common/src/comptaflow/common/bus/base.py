@@ -120,6 +120,28 @@ async def dispatch(
     return outcome
 
 
+GiveUp = Callable[[BaseException, bool], Awaitable[None]]
+"""Records that a message's work failed for good: `(cause, permanent)`; permanent = not a last attempt."""
+
+
+async def or_give_up(work: Awaitable[None], *, delivery: Delivery, limit: int, give_up: GiveUp) -> None:
+    """Run a handler's work; before its message is dead-lettered, let the worker record the failure.
+
+    A message is dead-lettered on a permanent error, or on any error at the last attempt the delivery
+    limit allows; then `give_up` runs first (a worker marks its batch FAILED), so nothing waits forever.
+    """
+    try:
+        await work
+    except PermanentError as exc:
+        await give_up(exc, True)
+        raise
+    except Exception as exc:
+        if delivery.delivery_count + 1 >= limit:
+            await give_up(exc, False)
+            raise PermanentError(str(exc)) from exc
+        raise
+
+
 def _requeue_or_dead_letter(queue: WorkerQueue, delivery: Delivery, limit: int, exc: BaseException) -> Outcome:
     if delivery.delivery_count + 1 >= limit:
         log.error("message_dead_lettered", queue=queue.name, reason=str(exc), attempts=delivery.delivery_count + 1)
