@@ -31,6 +31,15 @@ LEDGER_SCHEMA = {
     "due_date": pl.Date(),
     "collectif": pl.String(),
 }
+# Columns only a FEC fills: null in these Excel-like ledgers.
+FEC_ONLY_NULLS = {
+    "entry_num": pl.lit(None, dtype=pl.String),
+    "piece_date": pl.lit(None, dtype=pl.Date),
+    "lettrage_date": pl.lit(None, dtype=pl.Date),
+    "valid_date": pl.lit(None, dtype=pl.Date),
+    "currency_amount": pl.lit(None, dtype=pl.Decimal(18, 2)),
+    "currency": pl.lit(None, dtype=pl.String),
+}
 ACCOUNTS = ("401000", "411000", "512000", "606100", "706000")
 FIELDS = ("grand_livre_comptes", "grand_livre_tiers", "plan_comptes", "plan_tiers", "code_journal")
 
@@ -144,8 +153,10 @@ async def stage_batch(
     batch_id = uuid.uuid4()
     gl = big_ledger(lines, start) if big else ledger(lines, start, seed)
     tables = {
-        "grand_livre_comptes": gl,
-        "grand_livre_tiers": ledger(max(1, lines // 5), start, seed + 1).with_columns(collectif=pl.lit("411000")),
+        "grand_livre_comptes": gl.with_columns(**FEC_ONLY_NULLS),
+        "grand_livre_tiers": ledger(max(1, lines // 5), start, seed + 1).with_columns(
+            collectif=pl.lit("411000"), **FEC_ONLY_NULLS
+        ),
         **dimension_tables(seed),
     }
     for table, frame in tables.items():

@@ -78,6 +78,22 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             ORDER BY (tenant_id, batch_id, processing_start, attempt_id)""",
         ),
     ),
+    (
+        # What a FEC carries besides the Excel grand livre columns (null for Excel loads).
+        "0002_fec_columns",
+        tuple(
+            f"ALTER TABLE {{db}}.{table} ADD COLUMN IF NOT EXISTS {column}"
+            for table in ("grand_livre", "grand_livre_tiers")
+            for column in (
+                "entry_num Nullable(String)",
+                "piece_date Nullable(Date)",
+                "lettrage_date Nullable(Date)",
+                "valid_date Nullable(Date)",
+                "currency_amount Nullable(Decimal(18, 2))",
+                "currency Nullable(String)",
+            )
+        ),
+    ),
 )
 
 LEDGER_COLUMNS: Final = (
@@ -93,6 +109,12 @@ LEDGER_COLUMNS: Final = (
     "lettrage",
     "due_date",
     "collectif",
+    "entry_num",
+    "piece_date",
+    "lettrage_date",
+    "valid_date",
+    "currency_amount",
+    "currency",
 )
 
 # Warehouse table → (staged table name, columns written from it besides tenant_id and load_id).

@@ -19,7 +19,7 @@ from comptaflow.period_validator.excel import cells
 from comptaflow.period_validator.excel.headers import Header, HeaderNotFound, find_header
 from comptaflow.period_validator.excel.period import PeriodProblem, read_period
 from comptaflow.period_validator.excel.row_kinds import SKIP_REASONS, classify
-from comptaflow.period_validator.excel.schemas import LEDGER
+from comptaflow.period_validator.excel.schemas import FEC_ONLY, LEDGER
 from comptaflow.period_validator.excel.totals import check_totals, euros
 from comptaflow.period_validator.excel.workbook import Grid
 from comptaflow.period_validator.findings import Code, FileKind, Finding, Period
@@ -244,6 +244,7 @@ def _table(entries: pl.DataFrame, columns: _Columns) -> pl.DataFrame:
             lettrage=cells.text(columns.raw("lettrage")),
             due_date=pl.col("due_date"),
             collectif=pl.col("collectif"),
+            **{name: pl.lit(None, dtype=LEDGER[name]) for name in FEC_ONLY},
         )
         .cast(LEDGER)
     )

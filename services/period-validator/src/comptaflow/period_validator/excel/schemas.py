@@ -24,11 +24,20 @@ LEDGER: Final = pl.Schema(
         "lettrage": pl.String(),
         "due_date": pl.Date(),
         "collectif": pl.String(),
+        "entry_num": pl.String(),
+        "piece_date": pl.Date(),
+        "lettrage_date": pl.Date(),
+        "valid_date": pl.Date(),
+        "currency_amount": AMOUNT,
+        "currency": pl.String(),
     }
 )
-"""Both grands livres. `row` is the 1-based sheet row; `account` is the general account (comptes) or the
-third-party code (tiers); `collectif` is null in the general ledger. Nullable: piece, account_label,
-lettrage, due_date, collectif."""
+"""Both grands livres. `row` is the 1-based sheet row (the text line in a FEC); `account` is the general
+account (comptes) or the third-party code (tiers); `collectif` is null in the general ledger. Nullable:
+piece, account_label, lettrage, due_date, collectif, and the columns only a FEC carries (entry_num,
+piece_date, lettrage_date, valid_date, currency_amount, currency), which are null for Excel exports."""
+
+FEC_ONLY: Final = ("entry_num", "piece_date", "lettrage_date", "valid_date", "currency_amount", "currency")
 
 PLAN_COMPTES: Final = pl.Schema({"account": pl.String(), "label": pl.String(), "account_type": pl.String()})
 
