@@ -47,6 +47,11 @@ class Code(StrEnum):
     UNKNOWN_JOURNAL = "UNKNOWN_JOURNAL"
     UNKNOWN_TIERS = "UNKNOWN_TIERS"
     SKIPPED_ROWS = "SKIPPED_ROWS"
+    # FEC warnings: rules of article A47 A-1 that real files break routinely (see period_validator.fec)
+    MISSING_VALID_DATE = "MISSING_VALID_DATE"
+    ENTRIES_NOT_NUMBERED = "ENTRIES_NOT_NUMBERED"
+    UNBALANCED_PIECES = "UNBALANCED_PIECES"
+    INCOMPLETE_FIELDS = "INCOMPLETE_FIELDS"
 
 
 @dataclass(frozen=True, slots=True)

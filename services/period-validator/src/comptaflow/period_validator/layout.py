@@ -14,12 +14,14 @@ from datetime import date
 from comptaflow.common.layout import period_prefix
 from comptaflow.period_validator.findings import FileKind
 
-DECLARED_NAMES: dict[FileKind, str] = {
+# Keyed by upload field: the five Excel exports, or the single FEC.
+DECLARED_NAMES: dict[str, str] = {
     FileKind.GRAND_LIVRE_COMPTES: "GrandLivre",
     FileKind.GRAND_LIVRE_TIERS: "GrandLivreTiers",
     FileKind.PLAN_COMPTES: "PlanComptes",
     FileKind.PLAN_TIERS: "PlanTiers",
     FileKind.CODE_JOURNAL: "CodeJournal",
+    "fec": "FEC",
 }
 
 
@@ -30,5 +32,5 @@ def tenant_file_name(name: str) -> str:
     return cleaned or "tenant"
 
 
-def declared_key(tenant_id: str, tenant_name: str, start: date, end: date, *, kind: FileKind, day: date) -> str:
+def declared_key(tenant_id: str, tenant_name: str, start: date, end: date, *, kind: str, day: date) -> str:
     return f"{period_prefix(tenant_id, start, end)}{day:%Y%m%d}_{DECLARED_NAMES[kind]}_{tenant_file_name(tenant_name)}"

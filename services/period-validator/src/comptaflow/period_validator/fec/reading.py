@@ -1,0 +1,151 @@
+"""Splitting the decoded FEC into a frame of text fields, one row per line, with its line number.
+
+The whole file goes through polars' CSV reader at once. Every line must have as many fields as the
+header (plus one empty field when lines end with a separator). The common case is checked without
+looking at lines one by one: when no line has more fields than expected (polars refuses those) and the
+file holds exactly (lines * (fields - 1)) separators, no line can have fewer either. Only when that
+fails, or for quoted (spreadsheet) files where separators may hide inside quotes, are the fields of
+each line counted, to name the lines at fault.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from comptaflow.period_validator.fec.header import Layout
+from comptaflow.period_validator.findings import Code, Finding
+
+FILE = "fec"
+MAX_LINE_FINDINGS = 50
+_QUOTED_FIELD = r'"(?:[^"]|"")*"'
+
+
+@dataclass(slots=True)
+class Lines:
+    frame: pl.DataFrame  # `line` (UInt32, 1-based, header = 1) then the layout's columns as stripped text or null
+    errors: list[Finding] = field(default_factory=list)
+    blank: int = 0
+    trailing_separator: bool = False
+    padded: bool = False
+
+
+def _field_counts(body: bytes, layout: Layout) -> pl.Series:
+    lines = pl.Series("text", body.decode("utf-8").split("\n"), dtype=pl.String)
+    if body.endswith(b"\n"):
+        lines = lines.head(lines.len() - 1)
+    text = pl.col("text").str.replace_all(_QUOTED_FIELD, "") if layout.quoted else pl.col("text")
+    counts = text.str.count_matches(layout.separator, literal=True) + 1
+    blank = pl.col("text").str.strip_chars() == ""
+    return pl.DataFrame([lines]).select(pl.when(blank).then(0).otherwise(counts).alias("fields")).to_series()
+
+
+def _first_data_fields(body: bytes, layout: Layout) -> int | None:
+    for raw in body.split(b"\n", 20)[:20]:
+        if raw.strip():
+            return _field_counts(raw, layout).item()  # type: ignore[no-any-return]
+    return None
+
+
+def _read(body: bytes, layout: Layout, width: int, *, ragged: bool) -> pl.DataFrame:
+    names = [f"f{i}" for i in range(width)]
+    return pl.read_csv(
+        io.BytesIO(body),
+        has_header=False,
+        separator=layout.separator,
+        quote_char='"' if layout.quoted else None,
+        schema=dict.fromkeys(names, pl.String()),
+        truncate_ragged_lines=ragged,
+        raise_if_empty=False,
+    )
+
+
+def read_lines(data: bytes) -> tuple[bytes, bytes]:
+    """Split the header line from the body."""
+    end = data.find(b"\n")
+    return (data, b"") if end < 0 else (data[:end], data[end + 1 :])
+
+
+def split_fields(body: bytes, layout: Layout) -> Lines:
+    first = _first_data_fields(body, layout)
+    trailing = first == layout.width + 1
+    width = layout.width + (1 if trailing else 0)
+    frame: pl.DataFrame | None = None
+    errors: list[Finding] = []
+    if not layout.quoted:
+        try:
+            frame = _read(body, layout, width, ragged=False)
+        except pl.exceptions.ComputeError:
+            frame = None
+        if frame is not None:
+            blank_rows = int(frame.select(pl.all_horizontal(pl.all().is_null()).sum()).item())
+            expected = (frame.height - blank_rows) * (width - 1)
+            if body.count(layout.separator.encode()) != expected:
+                frame = None
+    if frame is None:
+        counts = _field_counts(body, layout)
+        wrong = (
+            pl.DataFrame({"fields": counts})
+            .with_row_index("line", offset=2)
+            .filter((pl.col("fields") != 0) & (pl.col("fields") != width))
+        )
+        for line, count in wrong.head(MAX_LINE_FINDINGS).iter_rows():
+            errors.append(
+                Finding(
+                    Code.FEC_FORMAT,
+                    f"line {line} has {count} fields, expected {width}"
+                    + (" (the line looks cut short)" if count < width else ""),
+                    file=FILE,
+                    row=int(line),
+                    details={"fields": int(count), "expected": width},
+                )
+            )
+        if wrong.height > MAX_LINE_FINDINGS:
+            errors.append(_more(wrong.height, "lines have the wrong number of fields"))
+        frame = _read(body, layout, width, ragged=True)
+        if wrong.height:
+            frame = frame.with_row_index("_line", offset=2).filter(~pl.col("_line").is_in(wrong["line"].implode()))
+    if "_line" not in frame.columns:
+        frame = frame.with_row_index("_line", offset=2)
+    if trailing:
+        last = f"f{width - 1}"
+        extra = frame.filter(pl.col(last).is_not_null() & (pl.col(last).str.strip_chars() != ""))
+        if extra.height:
+            errors.extend(
+                Finding(
+                    Code.FEC_FORMAT,
+                    f"line {line} has a value after the last column",
+                    file=FILE,
+                    row=int(line),
+                )
+                for line in extra["_line"].head(MAX_LINE_FINDINGS)
+            )
+        frame = frame.drop(last)
+    names = {f"f{i}": name for i, name in enumerate(layout.columns)}
+    raw = frame.rename({"_line": "line", **names}).with_columns(pl.col("line").cast(pl.UInt32))
+    blank = raw.select(pl.all_horizontal(pl.col(layout.columns).is_null())).to_series()
+    raw = raw.filter(~blank)
+    padded = _has_padding(body, layout.separator)
+    stripped = raw.with_columns(
+        pl.col(name).str.strip_chars().replace("", None) if padded or layout.quoted else pl.col(name)
+        for name in layout.columns
+    )
+    return Lines(stripped, errors, int(blank.sum()), trailing, padded)
+
+
+def _has_padding(body: bytes, separator: str) -> bool:
+    """Whether any field starts or ends with a space (a cheap byte search, instead of stripping every field)."""
+    sep = separator.encode()
+    patterns = [sep + b" ", b" " + sep, b"\n ", b" \n"] + ([b"\t"] if separator != "\t" else [])
+    return body.startswith(b" ") or body.endswith(b" ") or any(pattern in body for pattern in patterns)
+
+
+def _more(count: int, what: str) -> Finding:
+    return Finding(
+        Code.FEC_FORMAT,
+        f"{count} {what}; the first {MAX_LINE_FINDINGS} are listed",
+        file=FILE,
+        details={"count": count},
+    )

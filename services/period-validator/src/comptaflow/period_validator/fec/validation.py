@@ -1,0 +1,517 @@
+"""Validating a FEC and turning it into the normalised tables, modelled on the DGFiP's Test Compta Demat.
+
+Errors (the batch fails, nothing is loaded):
+
+- `NOT_FEC` — not text, or not a FEC at all; `FEC_COLUMNS` — the header's columns are missing or out
+  of the order of article A47 A-1 (18 columns, or Montant/Sens in place of Debit/Credit, optionally
+  followed by DateRglt, ModeRglt, NatOp, IdClient);
+- `FEC_FORMAT` with the line number — a byte no encoding explains, a line with the wrong number of
+  fields, an empty mandatory field (JournalCode, JournalLib, EcritureNum, EcritureDate, CompteNum,
+  CompteLib, PieceRef, PieceDate, EcritureLib, and Debit/Credit or Montant/Sens), a date that is not a
+  valid `YYYYMMDD` (a time after it is accepted), an amount that is not a decimal number with at most two
+  decimals, a Sens that is not D/C or +1/-1;
+- `UNBALANCED` — an entry whose debits and credits differ (each one listed with its lines and the
+  difference), and the file when its totals differ;
+- `ENTRY_OUTSIDE_PERIOD` — lines dated outside the period named at upload (`period_start`/`period_end`).
+
+Warnings (the batch loads; real files break these rules routinely):
+
+- `MISSING_VALID_DATE` — ValidDate empty;
+- `ENTRIES_NOT_NUMBERED` — in a journal, EcritureNum does not tell entries apart (`0` on every line, or
+  one number on several dates): its entries are then told apart by EcritureDate + PieceRef;
+- `UNBALANCED_PIECES` — in such a journal, some date + piece groups do not balance on their own while
+  the journal as a whole does (typical of an opening-balance journal listing open items at their
+  original dates); a difference that does not cancel out within the journal is an `UNBALANCED` error;
+- `INCOMPLETE_FIELDS` — CompAuxNum without CompAuxLib (or the reverse), EcritureLet without DateLet,
+  Montantdevise without Idevise;
+- `SKIPPED_ROWS` — blank lines.
+
+The period is the one named at upload, else the first to the last EcritureDate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final
+
+import polars as pl
+
+from comptaflow.period_validator.excel.schemas import CODE_JOURNAL, LEDGER, PLAN_COMPTES, PLAN_TIERS
+from comptaflow.period_validator.fec import decoding
+from comptaflow.period_validator.fec.header import SEPARATOR_NAMES, ColumnsProblem, Layout, read_header
+from comptaflow.period_validator.fec.reading import FILE, MAX_LINE_FINDINGS, read_lines, split_fields
+from comptaflow.period_validator.findings import Code, FileKind, Finding, Period, ValidationResult
+
+Progress = Callable[[str, float], None]
+
+AMOUNT: Final = pl.Decimal(18, 2)
+SUM: Final = pl.Decimal(38, 2)
+MAX_ENTRY_FINDINGS: Final = 100
+_AMOUNT_TEXT: Final = r"^[+-]?\d+(?:[.,]\d{1,2})?$"
+_DATE_TEXT: Final = r"^\d{8}(?:[ T]?\d{2}:?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?$"
+MANDATORY: Final = (
+    "JournalCode",
+    "JournalLib",
+    "EcritureNum",
+    "EcritureDate",
+    "CompteNum",
+    "CompteLib",
+    "PieceRef",
+    "PieceDate",
+    "EcritureLib",
+)
+DATES: Final = ("EcritureDate", "PieceDate", "DateLet", "ValidDate", "DateRglt")
+PAIRS: Final = (("CompAuxNum", "CompAuxLib"), ("CompAuxLib", "CompAuxNum"), ("EcritureLet", "DateLet"))
+_CLASSES: Final = {
+    "1": "capitaux",
+    "2": "immobilisations",
+    "3": "stocks",
+    "4": "tiers",
+    "5": "financiers",
+    "6": "charges",
+    "7": "produits",
+    "8": "speciaux",
+}
+_TIERS_TYPES: Final = (("40", "fournisseur"), ("41", "client"), ("42", "salarie"))
+
+
+def _noop(stage: str, fraction: float) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Check:
+    """A per-line condition: the lines where `bad` holds each get reported (up to a cap)."""
+
+    name: str
+    bad: pl.Expr
+    message: str  # `{line}` is replaced
+
+
+def _lines_finding(code: Code, message: str, lines: list[int], count: int) -> list[Finding]:
+    findings = [Finding(code, message.format(line=line), file=FILE, row=line) for line in lines]
+    if count > len(lines):
+        findings.append(
+            Finding(
+                code,
+                message.format(line="…").replace("line …", f"{count} lines in all")
+                + f"; the first {len(lines)} are listed",
+                file=FILE,
+                row=lines[0],
+                details={"count": count},
+            )
+        )
+    return findings
+
+
+def _amount(name: str) -> tuple[pl.Expr, pl.Expr]:
+    """(value as Decimal(18,2) or null, whether the text is unreadable)."""
+    text = pl.col(name).str.replace_all(" ", "", literal=True)
+    value = text.str.replace(",", ".", literal=True).cast(AMOUNT, strict=False)
+    readable = text.str.contains(_AMOUNT_TEXT) & value.is_not_null()
+    return value, pl.col(name).is_not_null() & ~readable
+
+
+def _date(name: str) -> tuple[pl.Expr, pl.Expr]:
+    value = pl.col(name).str.slice(0, 8).str.to_date("%Y%m%d", strict=False)
+    readable = pl.col(name).str.contains(_DATE_TEXT) & value.is_not_null()
+    return value, pl.col(name).is_not_null() & ~readable
+
+
+def _typed(frame: pl.DataFrame, layout: Layout) -> tuple[pl.DataFrame, list[_Check]]:
+    """Typed columns next to the text ones, and the per-line checks."""
+    columns: dict[str, pl.Expr] = {}
+    checks: list[_Check] = []
+    for name in (*MANDATORY, *(("Montant", "Sens") if layout.montant_sens else ("Debit", "Credit"))):
+        if name in ("Debit", "Credit"):
+            continue
+        checks.append(_Check(f"empty:{name}", pl.col(name).is_null(), f"line {{line}}: {name} is empty"))
+    for name in DATES:
+        if name in layout.columns:
+            value, bad = _date(name)
+            columns[f"_{name}"] = value
+            checks.append(_Check(f"date:{name}", bad, f"line {{line}}: {name} is not a valid date YYYYMMDD"))
+    amounts = ("Montant", "Montantdevise") if layout.montant_sens else ("Debit", "Credit", "Montantdevise")
+    for name in amounts:
+        value, bad = _amount(name)
+        columns[f"_{name}"] = value
+        checks.append(
+            _Check(
+                f"amount:{name}", bad, f"line {{line}}: {name} is not an amount (digits, a comma or point, 2 decimals)"
+            )
+        )
+    if layout.montant_sens:
+        sens = pl.col("Sens").str.to_uppercase()
+        columns["_debit_side"] = sens.is_in(["D", "+1", "1"])
+        columns["_credit_side"] = sens.is_in(["C", "-1"])
+        checks.append(
+            _Check(
+                "sens",
+                pl.col("Sens").is_not_null() & ~sens.is_in(["D", "C", "+1", "1", "-1"]),
+                "line {line}: Sens must be D or C (or +1 or -1)",
+            )
+        )
+    else:
+        checks.append(
+            _Check(
+                "empty:Debit/Credit",
+                pl.col("Debit").is_null() & pl.col("Credit").is_null(),
+                "line {line}: Debit and Credit are both empty",
+            )
+        )
+    typed = frame.with_columns(**columns)
+    zero = pl.lit(Decimal("0.00"), dtype=AMOUNT)
+    if layout.montant_sens:
+        typed = typed.with_columns(
+            _debit=pl.when(pl.col("_debit_side")).then(pl.col("_Montant")).otherwise(zero).fill_null(zero),
+            _credit=pl.when(pl.col("_credit_side")).then(pl.col("_Montant")).otherwise(zero).fill_null(zero),
+        )
+    else:
+        typed = typed.with_columns(_debit=pl.col("_Debit").fill_null(zero), _credit=pl.col("_Credit").fill_null(zero))
+    return typed, checks
+
+
+def _run_checks(typed: pl.DataFrame, checks: list[_Check]) -> list[Finding]:
+    flags = typed.select(pl.col("line"), *(check.bad.alias(check.name) for check in checks))
+    counts = flags.select(pl.col(check.name).sum() for check in checks).row(0)
+    findings: list[Finding] = []
+    for check, count in zip(checks, counts, strict=True):
+        if not count:
+            continue
+        lines = flags.filter(pl.col(check.name))["line"].head(MAX_LINE_FINDINGS).to_list()
+        findings.extend(_lines_finding(Code.FEC_FORMAT, check.message, lines, int(count)))
+    return findings
+
+
+def _warnings(typed: pl.DataFrame, layout: Layout) -> list[Finding]:
+    warnings: list[Finding] = []
+    conditions = [
+        (
+            Code.MISSING_VALID_DATE,
+            pl.col("ValidDate").is_null(),
+            "ValidDate (the validation date) is empty on {count} lines",
+        ),
+        *(
+            (
+                Code.INCOMPLETE_FIELDS,
+                pl.col(first).is_not_null() & pl.col(second).is_null(),
+                f"{first} without {second} on {{count}} lines",
+            )
+            for first, second in PAIRS
+        ),
+        (
+            Code.INCOMPLETE_FIELDS,
+            pl.col("Montantdevise").is_not_null() & pl.col("Idevise").is_null(),
+            "Montantdevise without Idevise on {count} lines",
+        ),
+    ]
+    flags = typed.select(pl.col("line"), *(condition.alias(f"c{i}") for i, (_, condition, _) in enumerate(conditions)))
+    counts = flags.select(pl.all().exclude("line").sum()).row(0)
+    for i, ((code, _, message), count) in enumerate(zip(conditions, counts, strict=True)):
+        if count:
+            lines = flags.filter(pl.col(f"c{i}"))["line"].head(20).to_list()
+            warnings.append(
+                Finding(
+                    code, message.format(count=count), file=FILE, row=lines[0], details={"count": count, "lines": lines}
+                )
+            )
+    return warnings
+
+
+def _euros(value: Decimal | None) -> str:
+    return f"{(value or Decimal(0)):.2f}"
+
+
+def _entry_finding(row: dict[str, Any], *, code: Code, numbered: bool) -> Finding:
+    debit, credit = row["debit"] or Decimal(0), row["credit"] or Decimal(0)
+    if numbered:
+        name = f"entry {row['JournalCode']} {row['EcritureNum']}"
+    else:
+        name = f"entry {row['JournalCode']} of {row['_EcritureDate']} piece {row['PieceRef']}"
+    lines: list[int] = row["lines"]
+    return Finding(
+        code,
+        f"{name} (line {lines[0]}) does not balance: debit {_euros(debit)}, credit {_euros(credit)},"
+        f" difference {_euros(debit - credit)}",
+        file=FILE,
+        row=lines[0],
+        details={
+            "journal": row["JournalCode"],
+            "entry_num": row["EcritureNum"],
+            "date": str(row["_EcritureDate"]) if row["_EcritureDate"] else None,
+            "piece": row["PieceRef"],
+            "debit": _euros(debit),
+            "credit": _euros(credit),
+            "difference": _euros(debit - credit),
+            "lines": lines[:50],
+        },
+    )
+
+
+def _capped(findings: list[Finding], code: Code, what: str) -> list[Finding]:
+    if len(findings) <= MAX_ENTRY_FINDINGS:
+        return findings
+    return [
+        *findings[:MAX_ENTRY_FINDINGS],
+        Finding(
+            code,
+            f"{len(findings)} {what} in all; the first {MAX_ENTRY_FINDINGS} are listed",
+            file=FILE,
+            details={"count": len(findings)},
+        ),
+    ]
+
+
+@dataclass(slots=True)
+class _Balance:
+    errors: list[Finding]
+    warnings: list[Finding]
+    entries: int
+    unnumbered_journals: list[str]
+
+
+def _balance(typed: pl.DataFrame) -> _Balance:
+    """Every entry balances, and the file; see the module's docstring for how entries are told apart."""
+    base = typed.filter(pl.col("JournalCode").is_not_null())
+    by_number = base.group_by("JournalCode", "EcritureNum").agg(
+        debit=pl.col("_debit").sum(),
+        credit=pl.col("_credit").sum(),
+        dates=pl.col("_EcritureDate").n_unique(),
+        _EcritureDate=pl.col("_EcritureDate").first(),
+        PieceRef=pl.col("PieceRef").first(),
+        lines=pl.col("line").sort().head(50),
+    )
+    journals = by_number.group_by("JournalCode").agg(
+        numbered=((pl.col("dates") <= 1) & pl.col("EcritureNum").is_not_null() & (pl.col("EcritureNum") != "0")).all()
+    )
+    unnumbered = sorted(journals.filter(~pl.col("numbered"))["JournalCode"].to_list())
+    errors: list[Finding] = []
+    warnings: list[Finding] = []
+    numbered_groups = by_number.filter(~pl.col("JournalCode").is_in(unnumbered))
+    for row in (
+        numbered_groups.filter(pl.col("debit") != pl.col("credit"))
+        .sort(pl.col("lines").list.first())
+        .iter_rows(named=True)
+    ):
+        errors.append(_entry_finding(row, code=Code.UNBALANCED, numbered=True))
+    entries = numbered_groups.height
+    if unnumbered:
+        pieces = (
+            base.filter(pl.col("JournalCode").is_in(unnumbered))
+            .group_by("JournalCode", "EcritureNum", "_EcritureDate", "PieceRef")
+            .agg(debit=pl.col("_debit").sum(), credit=pl.col("_credit").sum(), lines=pl.col("line").sort().head(50))
+        )
+        entries += pieces.height
+        balanced_numbers = by_number.filter(pl.col("debit") == pl.col("credit")).select("JournalCode", "EcritureNum")
+        off = (
+            pieces.filter(pl.col("debit") != pl.col("credit"))
+            .join(
+                balanced_numbers.with_columns(_cancels=pl.lit(True)),
+                on=["JournalCode", "EcritureNum"],
+                how="left",
+                nulls_equal=True,
+            )
+            .sort(pl.col("lines").list.first())
+        )
+        for row in off.iter_rows(named=True):
+            finding = _entry_finding(
+                row, code=Code.UNBALANCED if not row["_cancels"] else Code.UNBALANCED_PIECES, numbered=False
+            )
+            (warnings if row["_cancels"] else errors).append(finding)
+        warnings = _capped(warnings, Code.UNBALANCED_PIECES, "date and piece groups do not balance on their own")
+        warnings.insert(
+            0,
+            Finding(
+                Code.ENTRIES_NOT_NUMBERED,
+                f"EcritureNum does not tell entries apart in journal{'s' if len(unnumbered) > 1 else ''}"
+                f" {', '.join(unnumbered)} (the same number on several dates, or 0): entries are told apart"
+                " by EcritureDate and PieceRef there",
+                file=FILE,
+                details={"journals": unnumbered},
+            ),
+        )
+    errors = _capped(errors, Code.UNBALANCED, "entries do not balance")
+    sums = base.select(pl.col("_debit").sum(), pl.col("_credit").sum()).row(0)
+    debit, credit = (Decimal(value or 0) for value in sums)
+    if debit != credit:
+        errors.append(
+            Finding(
+                Code.UNBALANCED,
+                f"the file does not balance: debit {_euros(debit)}, credit {_euros(credit)},"
+                f" difference {_euros(debit - credit)}",
+                file=FILE,
+                details={"debit": _euros(debit), "credit": _euros(credit)},
+            )
+        )
+    return _Balance(errors, warnings, entries, unnumbered)
+
+
+def _period(typed: pl.DataFrame, declared: Period | None) -> tuple[Period | None, list[Finding]]:
+    first, last = typed.select(
+        pl.col("_EcritureDate").min().alias("first"), pl.col("_EcritureDate").max().alias("last")
+    ).row(0)
+    if declared is None:
+        if first is None:
+            return None, [Finding(Code.PERIOD_NOT_FOUND, "the file has no dated line", file=FILE)]
+        return Period(first, last), []
+    outside = typed.filter((pl.col("_EcritureDate") < declared.start) | (pl.col("_EcritureDate") > declared.end))[
+        "line"
+    ]
+    if not outside.len():
+        return declared, []
+    lines = outside.head(MAX_LINE_FINDINGS).to_list()
+    message = f"line {{line}}: EcritureDate outside the period {declared.start} to {declared.end}"
+    return declared, _lines_finding(Code.ENTRY_OUTSIDE_PERIOD, message, lines, outside.len())
+
+
+def _first_by_code(frame: pl.DataFrame, code: str, **values: pl.Expr) -> pl.DataFrame:
+    return (
+        frame.filter(pl.col(code).is_not_null())
+        .group_by(code, maintain_order=True)
+        .agg(**{name: expr.drop_nulls().first() for name, expr in values.items()})
+    )
+
+
+def _tables(typed: pl.DataFrame, layout: Layout) -> dict[str, pl.DataFrame]:
+    null_text = pl.lit(None, dtype=pl.String)
+    common = {
+        "row": pl.col("line"),
+        "date": pl.col("_EcritureDate"),
+        "journal": pl.col("JournalCode"),
+        "piece": pl.col("PieceRef"),
+        "label": pl.col("EcritureLib").fill_null(""),
+        "debit": pl.col("_debit"),
+        "credit": pl.col("_credit"),
+        "lettrage": pl.col("EcritureLet"),
+        "due_date": pl.lit(None, dtype=pl.Date),
+        "entry_num": pl.col("EcritureNum"),
+        "piece_date": pl.col("_PieceDate"),
+        "lettrage_date": pl.col("_DateLet"),
+        "valid_date": pl.col("_ValidDate"),
+        "currency_amount": pl.col("_Montantdevise"),
+        "currency": pl.col("Idevise"),
+    }
+    general = (
+        typed.select(account=pl.col("CompteNum"), account_label=pl.col("CompteLib"), collectif=null_text, **common)
+        .select(LEDGER.names())
+        .cast(LEDGER)
+    )
+    tiers = (
+        typed.filter(pl.col("CompAuxNum").is_not_null())
+        .select(
+            account=pl.col("CompAuxNum"),
+            account_label=pl.col("CompAuxLib"),
+            collectif=pl.col("CompteNum"),
+            **common,
+        )
+        .select(LEDGER.names())
+        .cast(LEDGER)
+    )
+    accounts = _first_by_code(typed, "CompteNum", label=pl.col("CompteLib")).select(
+        account=pl.col("CompteNum"),
+        label=pl.col("label").fill_null(""),
+        account_type=pl.col("CompteNum").str.slice(0, 1).replace_strict(_CLASSES, default=None, return_dtype=pl.String),
+    )
+    parties = _first_by_code(typed, "CompAuxNum", name=pl.col("CompAuxLib"), collectif=pl.col("CompteNum"))
+    tiers_type = pl.coalesce(
+        *(pl.when(pl.col("collectif").str.starts_with(prefix)).then(pl.lit(kind)) for prefix, kind in _TIERS_TYPES),
+        pl.lit("autre"),
+    )
+    plan_tiers = parties.select(
+        code=pl.col("CompAuxNum"),
+        name=pl.coalesce(pl.col("name"), pl.col("CompAuxNum")),
+        collectif=pl.col("collectif"),
+        tiers_type=tiers_type,
+        **{name: null_text for name in PLAN_TIERS.names() if name not in ("code", "name", "collectif", "tiers_type")},
+    ).select(PLAN_TIERS.names())
+    journals = _first_by_code(typed, "JournalCode", label=pl.col("JournalLib")).select(
+        code=pl.col("JournalCode"), label=pl.col("label").fill_null(""), journal_type=null_text
+    )
+    return {
+        FileKind.GRAND_LIVRE_COMPTES.value: general,
+        FileKind.GRAND_LIVRE_TIERS.value: tiers,
+        FileKind.PLAN_COMPTES.value: accounts.cast(PLAN_COMPTES),
+        FileKind.PLAN_TIERS.value: plan_tiers.cast(PLAN_TIERS),
+        FileKind.CODE_JOURNAL.value: journals.cast(CODE_JOURNAL),
+    }
+
+
+def validate_fec(path: Path, *, period: Period | None = None, on_progress: Progress = _noop) -> ValidationResult:
+    """Read, check and normalise one FEC file. Never raises on bad input: findings say what is wrong."""
+    result = ValidationResult()
+    try:
+        decoded = decoding.decode(path.read_bytes())
+    except decoding.Unreadable as exc:
+        result.errors.append(Finding(Code.FEC_FORMAT, str(exc), file=FILE, row=exc.line))
+        return result
+    header, body = read_lines(decoded.data)
+    try:
+        layout = read_header(header.decode("utf-8"))
+    except ColumnsProblem as exc:
+        code = Code.NOT_FEC if "journalcode" not in header.decode("utf-8").lower() else Code.FEC_COLUMNS
+        result.errors.append(Finding(code, str(exc), file=FILE, row=1, details=exc.details))
+        return result
+    on_progress("parse", 0.2)
+    lines = split_fields(body, layout)
+    result.errors.extend(lines.errors)
+    if lines.frame.height == 0:
+        result.errors.append(Finding(Code.FEC_FORMAT, "the file has a header but no line", file=FILE, row=2))
+        return result
+    on_progress("parse", 0.5)
+    typed, checks = _typed(lines.frame, layout)
+    result.errors.extend(_run_checks(typed, checks))
+    result.warnings.extend(_warnings(typed, layout))
+    on_progress("checks", 0.7)
+    balance = _balance(typed)
+    result.errors.extend(balance.errors)
+    result.warnings.extend(balance.warnings)
+    result.period, outside = _period(typed, period)
+    result.errors.extend(outside)
+    if lines.blank:
+        result.warnings.append(
+            Finding(
+                Code.SKIPPED_ROWS, f"{lines.blank} blank lines were skipped", file=FILE, details={"total": lines.blank}
+            )
+        )
+    on_progress("checks", 0.85)
+    totals = typed.select(pl.col("_debit").sum(), pl.col("_credit").sum()).row(0)
+    years = typed.select(pl.col("_EcritureDate").dt.year().unique().sort()).to_series().drop_nulls().to_list()
+    result.stats = {
+        "format": {
+            "encoding": decoded.encoding,
+            **({"encoding_note": decoded.note} if decoded.note else {}),
+            "bom": decoded.bom,
+            "line_endings": decoded.line_endings,
+            "separator": SEPARATOR_NAMES[layout.separator],
+            "quoted": layout.quoted,
+            "trailing_separator": lines.trailing_separator,
+            "padded": lines.padded,
+            "columns": layout.width,
+            "amounts": "Montant/Sens" if layout.montant_sens else "Debit/Credit",
+        },
+        "lines": typed.height,
+        "blank_lines": lines.blank,
+        "entries": balance.entries,
+        "journals": typed["JournalCode"].n_unique(),
+        "accounts": typed["CompteNum"].n_unique(),
+        "tiers": typed["CompAuxNum"].drop_nulls().n_unique(),
+        "years": years,
+        "total_debit": _euros(totals[0]),
+        "total_credit": _euros(totals[1]),
+    }
+    if result.ok:
+        result.tables = _tables(typed, layout)
+    on_progress("checks", 1.0)
+    return result
+
+
+def declared_period(options: dict[str, Any]) -> Period | None:
+    """The period named at upload (`period_start`/`period_end`, ISO dates), if any."""
+    start, end = options.get("period_start"), options.get("period_end")
+    if not start or not end:
+        return None
+    return Period(date.fromisoformat(str(start)), date.fromisoformat(str(end)))
