@@ -94,6 +94,7 @@ def test_a_line_with_one_field_too_many(tmp_path: Path) -> None:
     [
         ({"day": "20240230"}, "EcritureDate"),
         ({"day": "2024-01-15"}, "EcritureDate"),
+        ({"day": "19000101"}, "EcritureDate"),
         ({"debit": "120,001"}, "Debit"),
         ({"debit": "12O,00"}, "Debit"),
         ({"account": ""}, "CompteNum"),

@@ -12,6 +12,7 @@ import contextlib
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
@@ -109,10 +110,8 @@ class ValidationHandler:
     async def _validate(
         self, batch: batches.Batch, paths: dict[str, Path], reporter: BatchReporter
     ) -> ValidationResult:
-        if batch.kind is not BatchKind.EXCEL:
-            return ValidationResult(
-                errors=[Finding(Code.NOT_FEC, "FEC validation is not available in this version", file="fec")]
-            )
+        if batch.kind is BatchKind.FEC:
+            return await self._validate_fec(batch, paths, reporter)
         missing = [kind for kind in FileKind if kind.value not in paths]
         if missing:
             return ValidationResult(
@@ -143,6 +142,43 @@ class ValidationHandler:
             updates.put_nowait(None)
             await relay
 
+    async def _validate_fec(
+        self, batch: batches.Batch, paths: dict[str, Path], reporter: BatchReporter
+    ) -> ValidationResult:
+        from comptaflow.period_validator.fec import declared_period, validate_fec
+
+        if "fec" not in paths:
+            return ValidationResult(errors=[Finding(Code.MISSING_FILE, "the batch has no fec file", file="fec")])
+        return await self._in_thread(
+            lambda on_progress: validate_fec(
+                paths["fec"], period=declared_period(batch.options), on_progress=on_progress
+            ),
+            reporter,
+        )
+
+    async def _in_thread(
+        self, work: Callable[[Callable[[str, float], None]], ValidationResult], reporter: BatchReporter
+    ) -> ValidationResult:
+        """Run a validation in a worker thread, relaying its progress callbacks as status events."""
+        loop = asyncio.get_running_loop()
+        updates: asyncio.Queue[tuple[str, float] | None] = asyncio.Queue()
+
+        def on_progress(stage: str, fraction: float) -> None:
+            loop.call_soon_threadsafe(updates.put_nowait, (stage, fraction))
+
+        async def relay_progress() -> None:
+            while (update := await updates.get()) is not None:
+                stage, fraction = update
+                overall = DOWNLOADED + (PARSED - DOWNLOADED) * min(1.0, max(0.0, fraction))
+                await reporter.stage(stage, overall, status=BatchStatus.VALIDATING)
+
+        relay = asyncio.create_task(relay_progress())
+        try:
+            return await asyncio.to_thread(work, on_progress)
+        finally:
+            updates.put_nowait(None)
+            await relay
+
     async def _store_tables(self, batch: batches.Batch, result: ValidationResult, tmp: Path) -> None:
         async def store(table: str, frame: pl.DataFrame) -> None:
             path = tmp / f"{table}.parquet"
@@ -160,9 +196,8 @@ class ValidationHandler:
         moved: dict[str, str] = {}
         backup_at: str | None = None
         for file in batch.files:
-            kind = FileKind(file.field)
             target = layout.declared_key(
-                batch.tenant_id, tenant_name, start, end, kind=kind, day=batch.created_at.date()
+                batch.tenant_id, tenant_name, start, end, kind=file.field, day=batch.created_at.date()
             )
             async with self._infra.db.acquire() as conn:
                 owner = await conn.fetchval(

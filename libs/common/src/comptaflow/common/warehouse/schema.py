@@ -79,16 +79,17 @@ MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
         ),
     ),
     (
-        # What a FEC carries besides the Excel grand livre columns (null for Excel loads).
+        # What a FEC carries besides the Excel grand livre columns (null for Excel loads). Date32: real files
+        # hold placeholders such as PieceDate 19000101, outside Date's 1970-2149.
         "0002_fec_columns",
         tuple(
             f"ALTER TABLE {{db}}.{table} ADD COLUMN IF NOT EXISTS {column}"
             for table in ("grand_livre", "grand_livre_tiers")
             for column in (
                 "entry_num Nullable(String)",
-                "piece_date Nullable(Date)",
-                "lettrage_date Nullable(Date)",
-                "valid_date Nullable(Date)",
+                "piece_date Nullable(Date32)",
+                "lettrage_date Nullable(Date32)",
+                "valid_date Nullable(Date32)",
                 "currency_amount Nullable(Decimal(18, 2))",
                 "currency Nullable(String)",
             )

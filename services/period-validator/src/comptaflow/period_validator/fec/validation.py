@@ -65,6 +65,8 @@ MANDATORY: Final = (
     "EcritureLib",
 )
 DATES: Final = ("EcritureDate", "PieceDate", "DateLet", "ValidDate", "DateRglt")
+# What the warehouse can hold: Date for the line's date, Date32 for the others (placeholders like 19000101 occur).
+DATE_RANGES: Final = {"EcritureDate": (date(1970, 1, 1), date(2149, 6, 6)), "*": (date(1900, 1, 1), date(2299, 12, 31))}
 PAIRS: Final = (("CompAuxNum", "CompAuxLib"), ("CompAuxLib", "CompAuxNum"), ("EcritureLet", "DateLet"))
 _CLASSES: Final = {
     "1": "capitaux",
@@ -112,13 +114,14 @@ def _amount(name: str) -> tuple[pl.Expr, pl.Expr]:
     """(value as Decimal(18,2) or null, whether the text is unreadable)."""
     text = pl.col(name).str.replace_all(" ", "", literal=True)
     value = text.str.replace(",", ".", literal=True).cast(AMOUNT, strict=False)
-    readable = text.str.contains(_AMOUNT_TEXT) & value.is_not_null()
+    readable = (text.str.contains(_AMOUNT_TEXT) & value.is_not_null()).fill_null(False)
     return value, pl.col(name).is_not_null() & ~readable
 
 
 def _date(name: str) -> tuple[pl.Expr, pl.Expr]:
     value = pl.col(name).str.slice(0, 8).str.to_date("%Y%m%d", strict=False)
-    readable = pl.col(name).str.contains(_DATE_TEXT) & value.is_not_null()
+    low, high = DATE_RANGES.get(name, DATE_RANGES["*"])
+    readable = (pl.col(name).str.contains(_DATE_TEXT) & value.is_between(low, high)).fill_null(False)
     return value, pl.col(name).is_not_null() & ~readable
 
 
@@ -134,7 +137,9 @@ def _typed(frame: pl.DataFrame, layout: Layout) -> tuple[pl.DataFrame, list[_Che
         if name in layout.columns:
             value, bad = _date(name)
             columns[f"_{name}"] = value
-            checks.append(_Check(f"date:{name}", bad, f"line {{line}}: {name} is not a valid date YYYYMMDD"))
+            low, high = DATE_RANGES.get(name, DATE_RANGES["*"])
+            message = f"line {{line}}: {name} is not a valid date YYYYMMDD between {low.year} and {high.year}"
+            checks.append(_Check(f"date:{name}", bad, message))
     amounts = ("Montant", "Montantdevise") if layout.montant_sens else ("Debit", "Credit", "Montantdevise")
     for name in amounts:
         value, bad = _amount(name)
