@@ -43,7 +43,7 @@ def _field_counts(body: bytes, layout: Layout) -> pl.Series:
 
 
 def _first_data_fields(body: bytes, layout: Layout) -> int | None:
-    for raw in body.split(b"\n", 20)[:20]:
+    for raw in body[: 1 << 16].split(b"\n")[:20]:
         if raw.strip():
             return _field_counts(raw, layout).item()  # type: ignore[no-any-return]
     return None
@@ -127,19 +127,13 @@ def split_fields(body: bytes, layout: Layout) -> Lines:
     raw = frame.rename({"_line": "line", **names}).with_columns(pl.col("line").cast(pl.UInt32))
     blank = raw.select(pl.all_horizontal(pl.col(layout.columns).is_null())).to_series()
     raw = raw.filter(~blank)
-    padded = _has_padding(body, layout.separator)
-    stripped = raw.with_columns(
-        pl.col(name).str.strip_chars().replace("", None) if padded or layout.quoted else pl.col(name)
-        for name in layout.columns
-    )
-    return Lines(stripped, errors, int(blank.sum()), trailing, padded)
-
-
-def _has_padding(body: bytes, separator: str) -> bool:
-    """Whether any field starts or ends with a space (a cheap byte search, instead of stripping every field)."""
-    sep = separator.encode()
-    patterns = [sep + b" ", b" " + sep, b"\n ", b" \n"] + ([b"\t"] if separator != "\t" else [])
-    return body.startswith(b" ") or body.endswith(b" ") or any(pattern in body for pattern in patterns)
+    # Strip only the columns where some value starts or ends with a space (padding): a cheap test first.
+    edges = raw.select(
+        (pl.col(name).str.starts_with(" ") | pl.col(name).str.ends_with(" ")).any() for name in layout.columns
+    ).row(0)
+    padded = [name for name, flag in zip(layout.columns, edges, strict=True) if flag or layout.quoted]
+    stripped = raw.with_columns(pl.col(name).str.strip_chars().replace("", None) for name in padded)
+    return Lines(stripped, errors, int(blank.sum()), trailing, bool(padded))
 
 
 def _more(count: int, what: str) -> Finding:

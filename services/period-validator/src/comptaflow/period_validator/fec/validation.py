@@ -279,54 +279,55 @@ class _Balance:
     unnumbered_journals: list[str]
 
 
+def _with_lines(base: pl.DataFrame, groups: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Attach the (first 50) line numbers of each group; only ever called for the few unbalanced groups."""
+    lines = (
+        base.join(groups.select(keys), on=keys, how="semi", nulls_equal=True)
+        .group_by(keys)
+        .agg(lines=pl.col("line").sort().head(50))
+    )
+    return groups.join(lines, on=keys, how="left", nulls_equal=True).sort(pl.col("lines").list.first())
+
+
 def _balance(typed: pl.DataFrame) -> _Balance:
     """Every entry balances, and the file; see the module's docstring for how entries are told apart."""
-    base = typed.filter(pl.col("JournalCode").is_not_null())
-    by_number = base.group_by("JournalCode", "EcritureNum").agg(
+    base = typed.filter(pl.col("JournalCode").is_not_null()).select(
+        "line", "JournalCode", "EcritureNum", "_EcritureDate", "PieceRef", "_debit", "_credit"
+    )
+    number = ["JournalCode", "EcritureNum"]
+    by_number = base.group_by(number).agg(
         debit=pl.col("_debit").sum(),
         credit=pl.col("_credit").sum(),
-        dates=pl.col("_EcritureDate").n_unique(),
+        one_date=pl.col("_EcritureDate").min() == pl.col("_EcritureDate").max(),
         _EcritureDate=pl.col("_EcritureDate").first(),
         PieceRef=pl.col("PieceRef").first(),
-        lines=pl.col("line").sort().head(50),
     )
     journals = by_number.group_by("JournalCode").agg(
-        numbered=((pl.col("dates") <= 1) & pl.col("EcritureNum").is_not_null() & (pl.col("EcritureNum") != "0")).all()
+        numbered=(pl.col("one_date") & pl.col("EcritureNum").is_not_null() & (pl.col("EcritureNum") != "0")).all()
     )
     unnumbered = sorted(journals.filter(~pl.col("numbered"))["JournalCode"].to_list())
     errors: list[Finding] = []
     warnings: list[Finding] = []
     numbered_groups = by_number.filter(~pl.col("JournalCode").is_in(unnumbered))
-    for row in (
-        numbered_groups.filter(pl.col("debit") != pl.col("credit"))
-        .sort(pl.col("lines").list.first())
-        .iter_rows(named=True)
-    ):
-        errors.append(_entry_finding(row, code=Code.UNBALANCED, numbered=True))
+    off_numbers = _with_lines(base, numbered_groups.filter(pl.col("debit") != pl.col("credit")), number)
+    errors.extend(_entry_finding(row, code=Code.UNBALANCED, numbered=True) for row in off_numbers.iter_rows(named=True))
     entries = numbered_groups.height
     if unnumbered:
+        piece = [*number, "_EcritureDate", "PieceRef"]
         pieces = (
             base.filter(pl.col("JournalCode").is_in(unnumbered))
-            .group_by("JournalCode", "EcritureNum", "_EcritureDate", "PieceRef")
-            .agg(debit=pl.col("_debit").sum(), credit=pl.col("_credit").sum(), lines=pl.col("line").sort().head(50))
+            .group_by(piece)
+            .agg(debit=pl.col("_debit").sum(), credit=pl.col("_credit").sum())
         )
         entries += pieces.height
-        balanced_numbers = by_number.filter(pl.col("debit") == pl.col("credit")).select("JournalCode", "EcritureNum")
-        off = (
-            pieces.filter(pl.col("debit") != pl.col("credit"))
-            .join(
-                balanced_numbers.with_columns(_cancels=pl.lit(True)),
-                on=["JournalCode", "EcritureNum"],
-                how="left",
-                nulls_equal=True,
-            )
-            .sort(pl.col("lines").list.first())
+        balanced_numbers = by_number.filter(pl.col("debit") == pl.col("credit")).select(number)
+        off = pieces.filter(pl.col("debit") != pl.col("credit")).join(
+            balanced_numbers.with_columns(_cancels=pl.lit(True)), on=number, how="left", nulls_equal=True
         )
-        for row in off.iter_rows(named=True):
-            finding = _entry_finding(
-                row, code=Code.UNBALANCED if not row["_cancels"] else Code.UNBALANCED_PIECES, numbered=False
-            )
-            (warnings if row["_cancels"] else errors).append(finding)
+        for row in _with_lines(base, off, piece).iter_rows(named=True):
+            cancels = bool(row["_cancels"])
+            finding = _entry_finding(row, code=Code.UNBALANCED_PIECES if cancels else Code.UNBALANCED, numbered=False)
+            (warnings if cancels else errors).append(finding)
         warnings = _capped(warnings, Code.UNBALANCED_PIECES, "date and piece groups do not balance on their own")
         warnings.insert(
             0,
@@ -374,10 +375,11 @@ def _period(typed: pl.DataFrame, declared: Period | None) -> tuple[Period | None
 
 
 def _first_by_code(frame: pl.DataFrame, code: str, **values: pl.Expr) -> pl.DataFrame:
+    """One row per code, in order of first appearance, with the values of its first line."""
     return (
-        frame.filter(pl.col(code).is_not_null())
-        .group_by(code, maintain_order=True)
-        .agg(**{name: expr.drop_nulls().first() for name, expr in values.items()})
+        frame.select(pl.col(code), **values)
+        .filter(pl.col(code).is_not_null())
+        .unique(subset=code, keep="first", maintain_order=True)
     )
 
 
