@@ -204,3 +204,12 @@ def test_unnumbered_pieces_that_do_not_cancel_out_are_errors(tmp_path: Path) -> 
     result = validate_fec(write(tmp_path, lines))
     assert {f.code for f in result.errors} == {Code.UNBALANCED}
     assert [f.row for f in result.errors if f.row] == [5]
+
+
+def test_fields_quoted_only_where_they_hold_the_separator(tmp_path: Path) -> None:
+    header = HEADER.replace("\t", ";")
+    lines = [entry.replace("\t", ";") for entry in sale("1")]
+    lines[1] = lines[1].replace("Facture 1", '"Facture 1; acompte"')
+    result = validate_fec(write(tmp_path, lines, header=header))
+    assert result.errors == []
+    assert result.tables["grand_livre_comptes"]["label"].to_list()[1] == "Facture 1; acompte"

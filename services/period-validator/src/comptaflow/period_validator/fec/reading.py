@@ -11,7 +11,7 @@ each line counted, to name the lines at fault.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
@@ -42,6 +42,15 @@ def _field_counts(body: bytes, layout: Layout) -> pl.Series:
     return pl.DataFrame([lines]).select(pl.when(blank).then(0).otherwise(counts).alias("fields")).to_series()
 
 
+def _wrong_lines(body: bytes, layout: Layout, width: int) -> pl.DataFrame:
+    """The lines (`line`, `fields`) whose number of fields is not `width` (blank lines aside)."""
+    return (
+        pl.DataFrame({"fields": _field_counts(body, layout)})
+        .with_row_index("line", offset=2)
+        .filter((pl.col("fields") != 0) & (pl.col("fields") != width))
+    )
+
+
 def _first_data_fields(body: bytes, layout: Layout) -> int | None:
     for raw in body[: 1 << 16].split(b"\n")[:20]:
         if raw.strip():
@@ -68,45 +77,59 @@ def read_lines(data: bytes) -> tuple[bytes, bytes]:
     return (data, b"") if end < 0 else (data[:end], data[end + 1 :])
 
 
+def _fast_read(body: bytes, layout: Layout, width: int) -> pl.DataFrame | None:
+    """The whole body at once, or None when some line may have the wrong number of fields."""
+    if layout.quoted:
+        return None
+    try:
+        frame = _read(body, layout, width, ragged=False)
+    except pl.exceptions.ComputeError:  # a line with more fields than the header
+        return None
+    blank_rows = int(frame.select(pl.all_horizontal(pl.all().is_null()).sum()).item())
+    if body.count(layout.separator.encode()) != (frame.height - blank_rows) * (width - 1):
+        return None
+    return frame
+
+
+def _count_findings(wrong: pl.DataFrame, width: int) -> list[Finding]:
+    findings = [
+        Finding(
+            Code.FEC_FORMAT,
+            f"line {line} has {count} fields, expected {width}"
+            + (" (the line looks cut short)" if count < width else ""),
+            file=FILE,
+            row=int(line),
+            details={"fields": int(count), "expected": width},
+        )
+        for line, count in wrong.head(MAX_LINE_FINDINGS).iter_rows()
+    ]
+    if wrong.height > MAX_LINE_FINDINGS:
+        findings.append(_more(wrong.height, "lines have the wrong number of fields"))
+    return findings
+
+
+def _careful_read(body: bytes, layout: Layout, width: int) -> tuple[pl.DataFrame, Layout, list[Finding]]:
+    """Count each line's fields to name the wrong ones; the frame holds the other lines."""
+    wrong = _wrong_lines(body, layout, width)
+    if wrong.height and not layout.quoted and b'"' in body:
+        # A spreadsheet may quote only the fields that hold the separator, header left bare.
+        quoted = replace(layout, quoted=True)
+        if _wrong_lines(body, quoted, width).height == 0:
+            layout, wrong = quoted, wrong.clear()
+    frame = _read(body, layout, width, ragged=True).with_row_index("_line", offset=2)
+    if wrong.height:
+        frame = frame.filter(~pl.col("_line").is_in(wrong["line"].implode()))
+    return frame, layout, _count_findings(wrong, width)
+
+
 def split_fields(body: bytes, layout: Layout) -> Lines:
     first = _first_data_fields(body, layout)
     trailing = first == layout.width + 1
     width = layout.width + (1 if trailing else 0)
-    frame: pl.DataFrame | None = None
     errors: list[Finding] = []
-    if not layout.quoted:
-        try:
-            frame = _read(body, layout, width, ragged=False)
-        except pl.exceptions.ComputeError:
-            frame = None
-        if frame is not None:
-            blank_rows = int(frame.select(pl.all_horizontal(pl.all().is_null()).sum()).item())
-            expected = (frame.height - blank_rows) * (width - 1)
-            if body.count(layout.separator.encode()) != expected:
-                frame = None
+    frame = _fast_read(body, layout, width)
     if frame is None:
-        counts = _field_counts(body, layout)
-        wrong = (
-            pl.DataFrame({"fields": counts})
-            .with_row_index("line", offset=2)
-            .filter((pl.col("fields") != 0) & (pl.col("fields") != width))
-        )
-        for line, count in wrong.head(MAX_LINE_FINDINGS).iter_rows():
-            errors.append(
-                Finding(
-                    Code.FEC_FORMAT,
-                    f"line {line} has {count} fields, expected {width}"
-                    + (" (the line looks cut short)" if count < width else ""),
-                    file=FILE,
-                    row=int(line),
-                    details={"fields": int(count), "expected": width},
-                )
-            )
-        if wrong.height > MAX_LINE_FINDINGS:
-            errors.append(_more(wrong.height, "lines have the wrong number of fields"))
-        frame = _read(body, layout, width, ragged=True)
-        if wrong.height:
-            frame = frame.with_row_index("_line", offset=2).filter(~pl.col("_line").is_in(wrong["line"].implode()))
+        frame, layout, errors = _careful_read(body, layout, width)
     if "_line" not in frame.columns:
         frame = frame.with_row_index("_line", offset=2)
     if trailing:
