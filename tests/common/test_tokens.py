@@ -23,8 +23,14 @@ def claims(**overrides: object) -> dict[str, object]:
 
 
 def test_mint_then_verify_gives_back_the_principal() -> None:
+    before = int(time.time())
     token = mint(SECRET, sub="alice", role=Role.ACCOUNTANT, tenants=["acme", "beta"], ttl=600)
-    assert verify(SECRET, token) == Principal(sub="alice", role=Role.ACCOUNTANT, tenants=frozenset({"acme", "beta"}))
+    principal = verify(SECRET, token)
+    assert principal.expires_at is not None
+    assert before + 600 <= principal.expires_at <= time.time() + 600
+    assert principal == Principal(
+        sub="alice", role=Role.ACCOUNTANT, tenants=frozenset({"acme", "beta"}), expires_at=principal.expires_at
+    )
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "HS256"
     payload = jwt.decode(token, SECRET, algorithms=["HS256"])

@@ -62,6 +62,16 @@ async def test_a_bad_token_closes_with_4401(gateway: Gateway, token: str) -> Non
     assert closed.value.rcvd.code == 4401
 
 
+async def test_the_socket_closes_when_its_token_expires(gateway: Gateway) -> None:
+    tenant = await gateway.create_tenant()
+    async with socket(gateway, gateway.token(tenant, ttl=2)) as ws:
+        assert (await subscribe(ws, tenant_id=tenant))["type"] == "subscribed"
+        with pytest.raises(ConnectionClosed) as closed:
+            await receive(ws, within=10)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "token expired")
+
+
 async def test_tenant_subscription_receives_only_its_tenants_events_in_order(gateway: Gateway) -> None:
     tenant, other = await gateway.create_tenant(), await gateway.create_tenant()
     mine, theirs = uuid.uuid4(), uuid.uuid4()

@@ -28,6 +28,7 @@ class Principal:
     sub: str
     role: Role
     tenants: frozenset[str]
+    expires_at: float | None = None  # the token's `exp` (Unix time): a long-lived session ends there
 
     @property
     def all_tenants(self) -> bool:
@@ -69,4 +70,10 @@ def verify(secret: str, token: str) -> Principal:
         raise InvalidTokenError("role") from exc
     if not isinstance(tenants, list) or not all(isinstance(t, str) for t in tenants):
         raise InvalidTokenError("tenants")
-    return Principal(sub=sub, role=parsed_role, tenants=frozenset(tenants))
+    expires = claims.get("exp")
+    return Principal(
+        sub=sub,
+        role=parsed_role,
+        tenants=frozenset(tenants),
+        expires_at=float(expires) if isinstance(expires, int | float) else None,
+    )

@@ -7,7 +7,8 @@ Server → client:
     {"type": "subscribed", "tenant_id": …} or {"type": "subscribed", "batch_id": …, "status", "stage", "progress"}
     {"type": "status", …}                  `StatusEvent.wire()`, in bus order
     {"type": "error", "error": {"code": "NOT_FOUND" | "BAD_REQUEST" | "TOO_MANY_SUBSCRIPTIONS", …}}
-Close codes: 4401 bad or missing token; 1013 the client did not keep up; 1001 server shutting down.
+Close codes: 4401 bad or missing token, or the token expired during the session; 1013 the client did not
+keep up; 1001 server shutting down.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from typing import Any
 
@@ -74,17 +76,19 @@ class _Session:
         log.info("websocket_opened", sub=self._who.sub)
         reader = asyncio.create_task(self._read(subscription), name="ws-read")
         writer = asyncio.create_task(self._write(subscription), name="ws-write")
+        expiry = asyncio.create_task(self._expire(), name="ws-expiry")
+        tasks = (reader, writer, expiry)
         failed = True
         try:
-            done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             errors = [t.exception() for t in done if not t.cancelled() and t.exception() is not None]
             for error in errors:
                 log.warning("websocket_failed", error=type(error).__name__, reason=str(error))
             failed = bool(errors)
         finally:
-            for task in (reader, writer):  # also when this handler itself is cancelled
+            for task in tasks:  # also when this handler itself is cancelled
                 task.cancel()
-            await asyncio.gather(reader, writer, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             self._state.hub.unsubscribe(subscription)
             WEBSOCKET_CLIENTS.dec()
             await self._close(CLOSE_INTERNAL_ERROR if failed else CLOSE_NORMAL)
@@ -99,6 +103,15 @@ class _Session:
             ):
                 with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
                     await self._ws.close(code=code, reason=reason)
+
+    async def _expire(self) -> None:
+        """End the session when its token expires: a socket never outlives the rights it was opened with."""
+        if self._who.expires_at is None:
+            await asyncio.Event().wait()
+            return
+        await asyncio.sleep(max(0.0, self._who.expires_at - time.time()))
+        log.info("websocket_token_expired", sub=self._who.sub)
+        await self._close(CLOSE_UNAUTHORIZED, "token expired")
 
     async def _send(self, message: dict[str, Any]) -> None:
         async with self._send_lock:
