@@ -16,6 +16,7 @@ import polars as pl
 from comptaflow.common import batches, tenants
 from comptaflow.common.contracts import BatchKind, BatchStatus
 from comptaflow.common.storage import Storage
+from comptaflow.common.warehouse.schema import DIMENSIONS, FACTS
 
 LEDGER_SCHEMA = {
     "row": pl.UInt32(),
@@ -131,7 +132,16 @@ async def ensure_tenant(pool: asyncpg.Pool, tenant_id: str) -> None:
             await tenants.create_tenant(conn, tenant_id, "ACME SARL")
 
 
-def _parquet(frame: pl.DataFrame) -> bytes:
+STAGED_COLUMNS = dict((*DIMENSIONS.values(), *FACTS.values()))
+
+
+def staged_parquet(frame: pl.DataFrame, *, table: str, tenant_id: str | None, load_id: uuid.UUID | None) -> bytes:
+    """A staged table as the period validator writes it: insert-ready, the tag columns first (tenant, load)
+    then the warehouse columns; or, with tenant_id and load_id None, untagged as an earlier validator did."""
+    if tenant_id is not None and load_id is not None:
+        frame = frame.select(
+            pl.lit(tenant_id).alias("tenant_id"), pl.lit(str(load_id)).alias("load_id"), *STAGED_COLUMNS[table]
+        )
     out = io.BytesIO()
     frame.write_parquet(out)
     return out.getvalue()
@@ -147,8 +157,11 @@ async def stage_batch(
     lines: int = 500,
     seed: int = 1,
     big: bool = False,
+    untagged: bool = False,
 ) -> StagedBatch:
-    """A VALIDATED batch as the period validator leaves it: staging Parquet + declared files."""
+    """A VALIDATED batch as the period validator leaves it: staging Parquet + declared files.
+
+    `untagged`: the tables as a validator older than insert-ready staging wrote them (no tag columns)."""
     await ensure_tenant(pool, tenant_id)
     batch_id = uuid.uuid4()
     gl = big_ledger(lines, start) if big else ledger(lines, start, seed)
@@ -160,7 +173,13 @@ async def stage_batch(
         **dimension_tables(seed),
     }
     for table, frame in tables.items():
-        data = await asyncio.to_thread(_parquet, frame)
+        data = await asyncio.to_thread(
+            staged_parquet,
+            frame,
+            table=table,
+            tenant_id=None if untagged else tenant_id,
+            load_id=None if untagged else batch_id,
+        )
         await storage.put_bytes(f"{tenant_id}/staging/{batch_id}/{table}.parquet", data)
     prefix = f"{tenant_id}/declaration/{end.year}/periode-{start:%Y%m%d}-{end:%Y%m%d}/"
     declared: dict[str, bytes] = {}

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import aio_pika
+import polars as pl
 import pytest
 
 from comptaflow.common import batches, loads
 from comptaflow.common.contracts import BatchStatus, LoadRequested, StatusEvent
 from comptaflow.common.warehouse import Warehouse
 from tests.loader.conftest import Running
-from tests.loader.support import StagedBatch, new_tenant, stage_batch, wait_final
+from tests.loader.support import StagedBatch, new_tenant, stage_batch, staged_parquet, wait_final
 
 pytestmark = pytest.mark.infra
 
@@ -242,3 +245,44 @@ async def test_redelivered_finished_load_redoes_nothing(running: Running) -> Non
         {"t": tenant},
     )
     assert total == [(100,)]
+
+
+async def test_tables_staged_without_tags_by_an_earlier_validator_still_load(running: Running) -> None:
+    tenant = new_tenant()
+    staged = await stage_batch(running.infra.db, running.infra.storage, tenant, lines=300, untagged=True)
+    batch = await _load(running, staged)
+    assert batch.status is BatchStatus.COMPLETED, batch.errors
+    assert await _current_rows(running, tenant, "grand_livre") == 300
+    assert await _current_rows(running, tenant, "plan_tiers") == 2
+    assert await _current_sums(running, tenant) == staged.sums()
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda frame: frame.drop("debit"), "the staged table grand_livre lacks the columns debit"),
+        (lambda frame: frame.with_columns(tenant_id=pl.lit("someone-else")), "tagged for another load"),
+    ],
+    ids=["missing-column", "other-tenant"],
+)
+async def test_a_staged_table_lacking_a_column_or_tagged_for_another_load_fails_the_load_and_writes_nothing(
+    running: Running, change: Callable[[pl.DataFrame], pl.DataFrame], reason: str
+) -> None:
+    infra = running.infra
+    tenant = new_tenant()
+    staged = await stage_batch(infra.db, infra.storage, tenant, lines=100)
+    key = f"{tenant}/staging/{staged.batch_id}/grand_livre_comptes.parquet"
+    frame = pl.read_parquet(io.BytesIO(await infra.storage.get_bytes(key)))
+    await infra.storage.put_bytes(key, staged_parquet(change(frame), table="", tenant_id=None, load_id=None))
+
+    batch = await _load(running, staged)
+    assert batch.status is BatchStatus.FAILED
+    assert batch.errors[0]["code"] == "LOAD_FAILED"
+    assert reason in batch.errors[0]["message"]
+    wh = _wh(running)
+    for table in ("plan_comptes", "grand_livre"):
+        rows = await wh.query(
+            f"SELECT count() FROM {wh.database}.{table} WHERE load_id = {{l:UUID}}",  # noqa: S608
+            {"l": staged.batch_id},
+        )
+        assert rows == [(0,)], table

@@ -11,6 +11,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Final
+
+STAGED_TAGS: Final = ("tenant_id", "load_id")
+"""The leading columns of every staged table: the tenant and the batch id (UUID as text) that tag each
+warehouse row. The validator stages a table insert-ready — these, then the warehouse table's columns in its
+order (`warehouse.schema.DIMENSIONS`, `FACTS`) — and the loader forwards its bytes without decoding them."""
+
+STAGED_ROW_GROUP_ROWS: Final = 1_048_576
+"""Rows per Parquet row group of a staged table (the warehouse's insert block): one part per million rows."""
 
 
 def period_prefix(tenant_id: str, start: date, end: date) -> str:

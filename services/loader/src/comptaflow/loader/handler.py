@@ -17,6 +17,7 @@ When the last delivery attempt fails, the batch is marked FAILED before the mess
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Any
@@ -143,16 +144,21 @@ class LoadHandler:
     async def _write_rows(self, batch: batches.Batch, reporter: BatchReporter) -> dict[str, int]:
         """Insert the batch's rows under load_id = batch id (after removing any earlier attempt's)."""
         wh, tenant, load_id = self._warehouse, batch.tenant_id, batch.id
-        tables: dict[str, staging.StagedTable] = {}
-        for table, (staged_as, columns) in {**DIMENSIONS, **FACTS}.items():
-            tables[table] = await staging.fetch(
-                self._infra.storage,
-                tenant_id=tenant,
-                batch_id=load_id,
-                table=table,
-                staged_as=staged_as,
-                columns=columns,
+        wanted = {**DIMENSIONS, **FACTS}
+        fetched = await asyncio.gather(
+            *(
+                staging.fetch(
+                    self._infra.storage,
+                    tenant_id=tenant,
+                    batch_id=load_id,
+                    table=table,
+                    staged_as=staged_as,
+                    columns=columns,
+                )
+                for table, (staged_as, columns) in wanted.items()
             )
+        )
+        tables = dict(zip(wanted, fetched, strict=True))
         await reporter.stage("download", DOWNLOADED, status=BatchStatus.PROCESSING, message="staged tables downloaded")
         await _forget_load(wh, tenant, load_id)
         for table in DIMENSIONS:

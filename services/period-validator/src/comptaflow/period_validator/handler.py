@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import tempfile
 import time
 import uuid
@@ -30,6 +31,7 @@ from comptaflow.common.infra import Infra
 from comptaflow.common.metrics import BATCHES, VALIDATION_SECONDS
 from comptaflow.common.progress import BatchReporter
 from comptaflow.common.tenants import get_tenant
+from comptaflow.common.warehouse.schema import DIMENSIONS, FACTS
 from comptaflow.period_validator import layout
 from comptaflow.period_validator.findings import Code, FileKind, Finding, ValidationResult
 from comptaflow.period_validator.periods import overlap_findings
@@ -180,11 +182,28 @@ class ValidationHandler:
             await relay
 
     async def _store_tables(self, batch: batches.Batch, result: ValidationResult, tmp: Path) -> None:
+        """Stage each table insert-ready: the tag columns (tenant, load = this batch), then the warehouse
+        table's columns in its order, so the loader forwards the bytes to the warehouse without decoding them.
+
+        The Parquet is built in memory and sent in one request (a fraction of the frame's size; quicker than
+        a file in `tmp` sent in parts)."""
+        own_columns = dict((*DIMENSIONS.values(), *FACTS.values()))
+        tags = [
+            pl.lit(value, dtype=pl.String).alias(name)
+            for name, value in zip(shared_layout.STAGED_TAGS, (batch.tenant_id, str(batch.id)), strict=True)
+        ]
+
+        def encode(table: str, frame: pl.DataFrame) -> bytes:
+            out = io.BytesIO()
+            # Read once, by the warehouse: fast lz4 rather than small zstd, one row group per insert block.
+            frame.select(*tags, *own_columns.get(table, frame.columns)).write_parquet(
+                out, compression="lz4", statistics=False, row_group_size=shared_layout.STAGED_ROW_GROUP_ROWS
+            )
+            return out.getvalue()
+
         async def store(table: str, frame: pl.DataFrame) -> None:
-            path = tmp / f"{table}.parquet"
-            # An intermediate file read once by the loader: fast lz4 rather than small zstd.
-            await asyncio.to_thread(frame.write_parquet, path, compression="lz4", statistics=False)
-            await self._infra.storage.upload_file(shared_layout.staging_key(batch.tenant_id, batch.id, table), path)
+            data = await asyncio.to_thread(encode, table, frame)
+            await self._infra.storage.put_bytes(shared_layout.staging_key(batch.tenant_id, batch.id, table), data)
 
         await asyncio.gather(*(store(table, frame) for table, frame in result.tables.items()))
 
