@@ -111,14 +111,20 @@ def _single_byte(raw: bytes) -> tuple[str, str | None]:
     return best, note
 
 
-def decode(raw: bytes) -> Decoded:
-    """Return the file as UTF-8 with LF line endings; raises Unreadable."""
+def decode(raw: bytes, *, trust_utf8: bool = False) -> Decoded:
+    """Return the file as UTF-8 with LF line endings; raises Unreadable.
+
+    With `trust_utf8`, a file without BOM is handed on as UTF-8 without decoding it here: the CSV reader
+    validates UTF-8 anyway, and the caller comes back without the flag when it does not hold.
+    """
     bom = raw.startswith(UTF8_BOM)
     if bom:
         raw = raw[len(UTF8_BOM) :]
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise Unreadable("the file is UTF-16: export the FEC as UTF-8 or a French code page", 1)
     raw, endings = normalise_line_endings(raw)
+    if trust_utf8 and not bom:
+        return Decoded(raw, NAMES["utf-8"], endings, bom)
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:

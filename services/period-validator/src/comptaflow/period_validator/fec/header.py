@@ -40,9 +40,10 @@ _ALIASES: Final = {"iddevise": "idevise"}
 
 
 class ColumnsProblem(Exception):
-    def __init__(self, message: str, details: dict[str, object]) -> None:
+    def __init__(self, message: str, details: dict[str, object], *, not_fec: bool = False) -> None:
         super().__init__(message)
         self.details = details
+        self.not_fec = not_fec  # no FEC header at all, rather than a FEC header with wrong columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,7 @@ def read_header(line: str) -> Layout:
         raise ColumnsProblem(
             "the first line is not a FEC header: no JournalCode column with a TAB, |, ; or , separator",
             {"header": line[:300]},
+            not_fec=True,
         )
     separator = best[1]
     quoted = separator == "," or line.lstrip().startswith('"')

@@ -10,7 +10,6 @@ each line counted, to name the lines at fault.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field, replace
 
 import polars as pl
@@ -21,6 +20,10 @@ from comptaflow.period_validator.findings import Code, Finding
 FILE = "fec"
 MAX_LINE_FINDINGS = 50
 _QUOTED_FIELD = r'"(?:[^"]|"")*"'
+
+
+class NotUtf8(Exception):
+    """The reader found bytes that are not UTF-8: the text must be decoded first."""
 
 
 @dataclass(slots=True)
@@ -51,44 +54,65 @@ def _wrong_lines(body: bytes, layout: Layout, width: int) -> pl.DataFrame:
     )
 
 
-def _first_data_fields(body: bytes, layout: Layout) -> int | None:
-    for raw in body[: 1 << 16].split(b"\n")[:20]:
+def _first_data_fields(head: bytes, layout: Layout) -> int | None:
+    for raw in head.split(b"\n")[:20]:
         if raw.strip():
             return _field_counts(raw, layout).item()  # type: ignore[no-any-return]
     return None
 
 
-def _read(body: bytes, layout: Layout, width: int, *, ragged: bool) -> pl.DataFrame:
+def _read(data: bytes, layout: Layout, width: int, *, ragged: bool) -> pl.DataFrame:
+    """Every line after the header, as text fields `f0`… (the header line is skipped, not copied away)."""
     names = [f"f{i}" for i in range(width)]
-    return pl.read_csv(
-        io.BytesIO(body),
-        has_header=False,
-        separator=layout.separator,
-        quote_char='"' if layout.quoted else None,
-        schema=dict.fromkeys(names, pl.String()),
-        truncate_ragged_lines=ragged,
-        raise_if_empty=False,
-    )
+    try:
+        return pl.read_csv(
+            data,
+            has_header=False,
+            skip_rows=1,
+            separator=layout.separator,
+            quote_char='"' if layout.quoted else None,
+            schema=dict.fromkeys(names, pl.String()),
+            truncate_ragged_lines=ragged,
+            raise_if_empty=False,
+        )
+    except pl.exceptions.ComputeError as exc:
+        if "utf-8" in str(exc).lower():
+            raise NotUtf8(str(exc)) from exc
+        raise
 
 
-def read_lines(data: bytes) -> tuple[bytes, bytes]:
-    """Split the header line from the body."""
+def header_line(data: bytes) -> bytes:
     end = data.find(b"\n")
-    return (data, b"") if end < 0 else (data[:end], data[end + 1 :])
+    return data if end < 0 else data[:end]
 
 
-def _fast_read(body: bytes, layout: Layout, width: int) -> pl.DataFrame | None:
-    """The whole body at once, or None when some line may have the wrong number of fields."""
+def _body(data: bytes) -> bytes:
+    """The lines after the header (a copy: only for the careful path, which looks at lines one by one)."""
+    end = data.find(b"\n")
+    return b"" if end < 0 else data[end + 1 :]
+
+
+def _fast_read(data: bytes, layout: Layout, width: int) -> pl.DataFrame | None:
+    """The whole file at once, or None when some line may have the wrong number of fields."""
     if layout.quoted:
         return None
     try:
-        frame = _read(body, layout, width, ragged=False)
+        frame = _read(data, layout, width, ragged=False)
     except pl.exceptions.ComputeError:  # a line with more fields than the header
         return None
-    blank_rows = int(frame.select(pl.all_horizontal(pl.all().is_null()).sum()).item())
-    if body.count(layout.separator.encode()) != (frame.height - blank_rows) * (width - 1):
+    blank_rows = _blank(frame).sum() if frame.height else 0
+    separator = layout.separator.encode()
+    found = data.count(separator) - header_line(data).count(separator)
+    if found != (frame.height - blank_rows) * (width - 1):
         return None
     return frame
+
+
+def _blank(frame: pl.DataFrame) -> pl.Series:
+    """Blank lines, which the reader turns into rows of nulls (cheap when the first column has no null)."""
+    if frame.get_column(frame.columns[0]).null_count() == 0:
+        return pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True)
+    return frame.select(pl.all_horizontal(pl.all().exclude("_line").is_null())).to_series()
 
 
 def _count_findings(wrong: pl.DataFrame, width: int) -> list[Finding]:
@@ -108,28 +132,31 @@ def _count_findings(wrong: pl.DataFrame, width: int) -> list[Finding]:
     return findings
 
 
-def _careful_read(body: bytes, layout: Layout, width: int) -> tuple[pl.DataFrame, Layout, list[Finding]]:
+def _careful_read(data: bytes, layout: Layout, width: int) -> tuple[pl.DataFrame, Layout, list[Finding]]:
     """Count each line's fields to name the wrong ones; the frame holds the other lines."""
+    body = _body(data)
     wrong = _wrong_lines(body, layout, width)
     if wrong.height and not layout.quoted and b'"' in body:
         # A spreadsheet may quote only the fields that hold the separator, header left bare.
         quoted = replace(layout, quoted=True)
         if _wrong_lines(body, quoted, width).height == 0:
             layout, wrong = quoted, wrong.clear()
-    frame = _read(body, layout, width, ragged=True).with_row_index("_line", offset=2)
+    frame = _read(data, layout, width, ragged=True).with_row_index("_line", offset=2)
     if wrong.height:
         frame = frame.filter(~pl.col("_line").is_in(wrong["line"].implode()))
     return frame, layout, _count_findings(wrong, width)
 
 
-def split_fields(body: bytes, layout: Layout) -> Lines:
-    first = _first_data_fields(body, layout)
+def split_fields(data: bytes, layout: Layout) -> Lines:
+    """The lines after the header of `data` (UTF-8, LF); raises NotUtf8."""
+    end = data.find(b"\n")
+    first = _first_data_fields(data[end + 1 : end + 1 + (1 << 16)] if end >= 0 else b"", layout)
     trailing = first == layout.width + 1
     width = layout.width + (1 if trailing else 0)
     errors: list[Finding] = []
-    frame = _fast_read(body, layout, width)
+    frame = _fast_read(data, layout, width)
     if frame is None:
-        frame, layout, errors = _careful_read(body, layout, width)
+        frame, layout, errors = _careful_read(data, layout, width)
     if "_line" not in frame.columns:
         frame = frame.with_row_index("_line", offset=2)
     if trailing:
@@ -148,8 +175,9 @@ def split_fields(body: bytes, layout: Layout) -> Lines:
         frame = frame.drop(last)
     names = {f"f{i}": name for i, name in enumerate(layout.columns)}
     raw = frame.rename({"_line": "line", **names}).with_columns(pl.col("line").cast(pl.UInt32))
-    blank = raw.select(pl.all_horizontal(pl.col(layout.columns).is_null())).to_series()
-    raw = raw.filter(~blank)
+    blank = _blank(raw.select(layout.columns))
+    if blank.any():
+        raw = raw.filter(~blank)
     # Strip only the columns where some value starts or ends with a space (padding): a cheap test first.
     edges = raw.select(
         (pl.col(name).str.starts_with(" ") | pl.col(name).str.ends_with(" ")).any() for name in layout.columns

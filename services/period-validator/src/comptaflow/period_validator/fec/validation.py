@@ -43,7 +43,14 @@ import polars as pl
 from comptaflow.period_validator.excel.schemas import CODE_JOURNAL, LEDGER, PLAN_COMPTES, PLAN_TIERS
 from comptaflow.period_validator.fec import decoding
 from comptaflow.period_validator.fec.header import SEPARATOR_NAMES, ColumnsProblem, Layout, read_header
-from comptaflow.period_validator.fec.reading import FILE, MAX_LINE_FINDINGS, read_lines, split_fields
+from comptaflow.period_validator.fec.reading import (
+    FILE,
+    MAX_LINE_FINDINGS,
+    Lines,
+    NotUtf8,
+    header_line,
+    split_fields,
+)
 from comptaflow.period_validator.findings import Code, FileKind, Finding, Period, ValidationResult
 
 Progress = Callable[[str, float], None]
@@ -110,56 +117,63 @@ def _lines_finding(code: Code, message: str, lines: list[int], count: int) -> li
     return findings
 
 
-def _amount(name: str) -> tuple[pl.Expr, pl.Expr]:
-    """(value as Decimal(18,2) or null, whether the text is unreadable)."""
-    text = pl.col(name).str.replace_all(" ", "", literal=True)
+def _amount(frame: pl.DataFrame, name: str) -> tuple[pl.Expr, pl.Expr]:
+    """(value as Decimal(18,2) or null, whether the text is unreadable given the value in `_{name}`)."""
+    text = pl.col(name)
+    if frame.get_column(name).str.contains(" ", literal=True).any():  # thousands separated by spaces
+        text = text.str.replace_all(" ", "", literal=True)
     value = text.str.replace(",", ".", literal=True).cast(AMOUNT, strict=False)
-    readable = (text.str.contains(_AMOUNT_TEXT) & value.is_not_null()).fill_null(False)
+    readable = (text.str.contains(_AMOUNT_TEXT) & pl.col(f"_{name}").is_not_null()).fill_null(False)
     return value, pl.col(name).is_not_null() & ~readable
 
 
-def _date(name: str) -> tuple[pl.Expr, pl.Expr]:
+def _date(frame: pl.DataFrame, name: str) -> tuple[pl.Expr, pl.Expr]:
+    """(the date or null, whether the text is not a valid date in range given the value in `_{name}`)."""
     value = pl.col(name).str.slice(0, 8).str.to_date("%Y%m%d", strict=False)
     low, high = DATE_RANGES.get(name, DATE_RANGES["*"])
-    readable = (pl.col(name).str.contains(_DATE_TEXT) & value.is_between(low, high)).fill_null(False)
+    # A time after the date is rare: the pattern is only matched when some value is longer than a date.
+    timed = bool(frame.get_column(name).str.len_bytes().max() or 0) and bool(
+        (frame.get_column(name).str.len_bytes() != 8).any()
+    )
+    shape = pl.col(name).str.contains(_DATE_TEXT) if timed else pl.col(name).str.contains(r"^\d{8}$")
+    readable = (shape & pl.col(f"_{name}").is_between(low, high)).fill_null(False)
     return value, pl.col(name).is_not_null() & ~readable
 
 
 def _typed(frame: pl.DataFrame, layout: Layout) -> tuple[pl.DataFrame, list[_Check]]:
-    """Typed columns next to the text ones, and the per-line checks."""
+    """Typed columns next to the text ones, and one flag column `!{check}` per per-line check."""
     columns: dict[str, pl.Expr] = {}
     checks: list[_Check] = []
-    for name in (*MANDATORY, *(("Montant", "Sens") if layout.montant_sens else ("Debit", "Credit"))):
-        if name in ("Debit", "Credit"):
-            continue
+    for name in (*MANDATORY, *(("Montant", "Sens") if layout.montant_sens else ())):
         checks.append(_Check(f"empty:{name}", pl.col(name).is_null(), f"line {{line}}: {name} is empty"))
     for name in DATES:
         if name in layout.columns:
-            value, bad = _date(name)
+            value, bad = _date(frame, name)
             columns[f"_{name}"] = value
             low, high = DATE_RANGES.get(name, DATE_RANGES["*"])
             message = f"line {{line}}: {name} is not a valid date YYYYMMDD between {low.year} and {high.year}"
             checks.append(_Check(f"date:{name}", bad, message))
     amounts = ("Montant", "Montantdevise") if layout.montant_sens else ("Debit", "Credit", "Montantdevise")
     for name in amounts:
-        value, bad = _amount(name)
+        value, bad = _amount(frame, name)
         columns[f"_{name}"] = value
-        checks.append(
-            _Check(
-                f"amount:{name}", bad, f"line {{line}}: {name} is not an amount (digits, a comma or point, 2 decimals)"
-            )
-        )
+        message = f"line {{line}}: {name} is not an amount (digits, a comma or point, 2 decimals)"
+        checks.append(_Check(f"amount:{name}", bad, message))
+    zero = pl.lit(Decimal("0.00"), dtype=AMOUNT)
     if layout.montant_sens:
         sens = pl.col("Sens").str.to_uppercase()
-        columns["_debit_side"] = sens.is_in(["D", "+1", "1"])
-        columns["_credit_side"] = sens.is_in(["C", "-1"])
+        debit_side, credit_side = sens.is_in(["D", "+1", "1"]), sens.is_in(["C", "-1"])
         checks.append(
             _Check(
                 "sens",
-                pl.col("Sens").is_not_null() & ~sens.is_in(["D", "C", "+1", "1", "-1"]),
+                pl.col("Sens").is_not_null() & ~(debit_side | credit_side),
                 "line {line}: Sens must be D or C (or +1 or -1)",
             )
         )
+        sides = {
+            "_debit": pl.when(debit_side).then(pl.col("_Montant")).otherwise(zero).fill_null(zero),
+            "_credit": pl.when(credit_side).then(pl.col("_Montant")).otherwise(zero).fill_null(zero),
+        }
     else:
         checks.append(
             _Check(
@@ -168,26 +182,18 @@ def _typed(frame: pl.DataFrame, layout: Layout) -> tuple[pl.DataFrame, list[_Che
                 "line {line}: Debit and Credit are both empty",
             )
         )
-    typed = frame.with_columns(**columns)
-    zero = pl.lit(Decimal("0.00"), dtype=AMOUNT)
-    if layout.montant_sens:
-        typed = typed.with_columns(
-            _debit=pl.when(pl.col("_debit_side")).then(pl.col("_Montant")).otherwise(zero).fill_null(zero),
-            _credit=pl.when(pl.col("_credit_side")).then(pl.col("_Montant")).otherwise(zero).fill_null(zero),
-        )
-    else:
-        typed = typed.with_columns(_debit=pl.col("_Debit").fill_null(zero), _credit=pl.col("_Credit").fill_null(zero))
+        sides = {"_debit": pl.col("_Debit").fill_null(zero), "_credit": pl.col("_Credit").fill_null(zero)}
+    typed = frame.with_columns(**columns).with_columns(**sides, **{f"!{check.name}": check.bad for check in checks})
     return typed, checks
 
 
 def _run_checks(typed: pl.DataFrame, checks: list[_Check]) -> list[Finding]:
-    flags = typed.select(pl.col("line"), *(check.bad.alias(check.name) for check in checks))
-    counts = flags.select(pl.col(check.name).sum() for check in checks).row(0)
+    counts = typed.select(pl.col(f"!{check.name}").sum() for check in checks).row(0)
     findings: list[Finding] = []
     for check, count in zip(checks, counts, strict=True):
         if not count:
             continue
-        lines = flags.filter(pl.col(check.name))["line"].head(MAX_LINE_FINDINGS).to_list()
+        lines = typed.filter(pl.col(f"!{check.name}"))["line"].head(MAX_LINE_FINDINGS).to_list()
         findings.extend(_lines_finding(Code.FEC_FORMAT, check.message, lines, int(count)))
     return findings
 
@@ -280,11 +286,13 @@ class _Balance:
 
 
 def _with_lines(base: pl.DataFrame, groups: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    """Attach the (first 50) line numbers of each group; only ever called for the few unbalanced groups."""
+    """Attach the first 50 line numbers (and date and piece) of each group: only for the few unbalanced ones."""
+    firsts = [pl.col(name).first() for name in ("_EcritureDate", "PieceRef") if name not in keys]
     lines = (
         base.join(groups.select(keys), on=keys, how="semi", nulls_equal=True)
+        .sort("line")
         .group_by(keys)
-        .agg(lines=pl.col("line").sort().head(50))
+        .agg(pl.col("line").head(50).alias("lines"), *firsts)
     )
     return groups.join(lines, on=keys, how="left", nulls_equal=True).sort(pl.col("lines").list.first())
 
@@ -299,8 +307,6 @@ def _balance(typed: pl.DataFrame) -> _Balance:
         debit=pl.col("_debit").sum(),
         credit=pl.col("_credit").sum(),
         one_date=pl.col("_EcritureDate").min() == pl.col("_EcritureDate").max(),
-        _EcritureDate=pl.col("_EcritureDate").first(),
-        PieceRef=pl.col("PieceRef").first(),
     )
     journals = by_number.group_by("JournalCode").agg(
         numbered=(pl.col("one_date") & pl.col("EcritureNum").is_not_null() & (pl.col("EcritureNum") != "0")).all()
@@ -447,23 +453,37 @@ def _tables(typed: pl.DataFrame, layout: Layout) -> dict[str, pl.DataFrame]:
     }
 
 
+def _read_text(raw: bytes) -> tuple[decoding.Decoded, Layout, Lines]:
+    """Decode, read the header, split the lines; raises Unreadable or ColumnsProblem.
+
+    A file is first taken for UTF-8 without decoding it in Python (the CSV reader checks UTF-8 itself);
+    only when that fails is it decoded here, which finds its code page or the line at fault.
+    """
+    trusted = True
+    while True:
+        decoded = decoding.decode(raw, trust_utf8=trusted)
+        try:
+            layout = read_header(header_line(decoded.data).decode("utf-8"))
+            return decoded, layout, split_fields(decoded.data, layout)
+        except (NotUtf8, UnicodeDecodeError):
+            if not trusted:
+                raise
+            trusted = False
+
+
 def validate_fec(path: Path, *, period: Period | None = None, on_progress: Progress = _noop) -> ValidationResult:
     """Read, check and normalise one FEC file. Never raises on bad input: findings say what is wrong."""
     result = ValidationResult()
     try:
-        decoded = decoding.decode(path.read_bytes())
+        decoded, layout, lines = _read_text(path.read_bytes())
     except decoding.Unreadable as exc:
         result.errors.append(Finding(Code.FEC_FORMAT, str(exc), file=FILE, row=exc.line))
         return result
-    header, body = read_lines(decoded.data)
-    try:
-        layout = read_header(header.decode("utf-8"))
     except ColumnsProblem as exc:
-        code = Code.NOT_FEC if "journalcode" not in header.decode("utf-8").lower() else Code.FEC_COLUMNS
+        code = Code.NOT_FEC if exc.not_fec else Code.FEC_COLUMNS
         result.errors.append(Finding(code, str(exc), file=FILE, row=1, details=exc.details))
         return result
-    on_progress("parse", 0.2)
-    lines = split_fields(body, layout)
+    on_progress("parse", 0.5)
     result.errors.extend(lines.errors)
     if lines.frame.height == 0:
         result.errors.append(Finding(Code.FEC_FORMAT, "the file has a header but no line", file=FILE, row=2))
