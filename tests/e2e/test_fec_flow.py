@@ -29,9 +29,10 @@ async def _finish(client: httpx.AsyncClient, batch_id: str) -> dict[str, Any]:
 
 
 async def _upload(client: httpx.AsyncClient, tenant: str, path: Path, **fields: str) -> dict[str, Any]:
+    content = await asyncio.to_thread(path.read_bytes)
     response = await client.post(
         f"/api/v1/tenants/{tenant}/batches",
-        files=[("fec", (path.name, path.read_bytes()))],
+        files=[("fec", (path.name, content))],
         data={"auto_load": "true", **fields},
     )
     assert response.status_code == 202, response.text
