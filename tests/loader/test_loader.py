@@ -16,7 +16,10 @@ import pytest
 
 from comptaflow.common import batches, loads
 from comptaflow.common.contracts import BatchStatus, LoadRequested, StatusEvent
+from comptaflow.common.infra import open_infra
+from comptaflow.common.settings import Settings
 from comptaflow.common.warehouse import Warehouse
+from comptaflow.loader.app import Loader
 from tests.loader.conftest import Running
 from tests.loader.support import StagedBatch, new_tenant, stage_batch, staged_parquet, wait_final
 
@@ -286,3 +289,42 @@ async def test_a_staged_table_lacking_a_column_or_tagged_for_another_load_fails_
             {"l": staged.batch_id},
         )
         assert rows == [(0,)], table
+
+
+async def test_a_period_keeps_its_newest_backups_and_the_older_ones_are_gone(loader_settings: Settings) -> None:
+    async with open_infra(loader_settings.model_copy(update={"backups_keep": 2}), service="loader-test") as infra:
+        loader = Loader(infra)
+        await loader.start()
+        try:
+            running = Running(infra, loader)
+            tenant = new_tenant()
+            staged, prefixes = [], {}
+            for seed in range(1, 5):  # four loads of the same period: three backups made, two kept
+                batch = await stage_batch(infra.db, infra.storage, tenant, lines=50 + seed, seed=seed)
+                assert (await _load(running, batch)).status is BatchStatus.COMPLETED
+                staged.append(batch)
+                async with infra.db.acquire() as conn:
+                    for period in await loads.list_periods(conn, tenant):
+                        for view in period.backups:
+                            backup = await loads.get_backup(conn, view.backup_id)
+                            assert backup is not None
+                            prefixes[backup.batch_id] = backup.s3_prefix
+                await asyncio.sleep(1.1)  # backup folders are named to the second
+            async with infra.db.acquire() as conn:
+                [period] = await loads.list_periods(conn, tenant)
+            assert period.batch_id == staged[3].batch_id
+            assert [b.batch_id for b in period.backups] == [staged[2].batch_id, staged[1].batch_id]
+            wh = _wh(running)
+            for table in ("grand_livre", "plan_comptes"):
+                rows = await wh.query(
+                    f"SELECT DISTINCT load_id FROM {wh.database}.{table} WHERE tenant_id = {{t:String}}",  # noqa: S608
+                    {"t": tenant},
+                )
+                assert {uuid.UUID(str(load)) for (load,) in rows} == {b.batch_id for b in staged[1:]}, table
+            assert await _current_sums(running, tenant) == staged[3].sums()
+            # The pruned backup's copied files are gone; the kept backups' files are all there.
+            assert await infra.storage.list_keys(prefixes[staged[0].batch_id]) == []
+            for kept in staged[1:3]:
+                assert len(await infra.storage.list_keys(prefixes[kept.batch_id])) == len(kept.declared)
+        finally:
+            await loader.stop(grace=5)

@@ -242,3 +242,22 @@ async def _insert_backup(
         s3_prefix,
     )
     return backup_id
+
+
+async def prune_backups(conn: Conn, tenant_id: str, start: date, end: date, *, keep: int) -> list[Backup]:
+    """Forget the backups of a period beyond the `keep` newest (caller's transaction); return them.
+
+    A backup whose load is current (it cannot be: restoring consumes the row) is never pruned.
+    """
+    rows = await conn.fetch(
+        "DELETE FROM backups WHERE id IN ("  # noqa: S608 — constant columns
+        "  SELECT id FROM backups WHERE tenant_id = $1 AND period_start = $2 AND period_end = $3"
+        "  ORDER BY created_at DESC, id OFFSET $4"
+        ") AND batch_id NOT IN (SELECT batch_id FROM loaded_periods WHERE tenant_id = $1)"
+        f" RETURNING {_BACKUP_COLUMNS}",
+        tenant_id,
+        start,
+        end,
+        keep,
+    )
+    return [Backup(**dict(row)) for row in rows]

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     # messages one worker handles at once.
     delivery_limit: int = Field(default=5, ge=1)
     worker_prefetch: int = Field(default=2, ge=1)
+    # Backups kept per period (the newest): older ones lose their warehouse rows and files.
+    backups_keep: int = Field(default=10, ge=1)
     # Port of the worker health/metrics endpoint under `comptaflow serve <worker>` (0 = none).
     health_port: int = Field(default=8001, ge=0, le=65535)
 

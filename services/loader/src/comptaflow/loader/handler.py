@@ -34,7 +34,7 @@ from comptaflow.common.metrics import BATCHES
 from comptaflow.common.progress import BatchReporter
 from comptaflow.common.warehouse import Warehouse
 from comptaflow.common.warehouse.schema import DIMENSIONS, FACTS, LOAD_TABLES
-from comptaflow.loader import etl, staging
+from comptaflow.loader import etl, pruning, staging
 from comptaflow.loader.backups import copy_files, restore_backup
 from comptaflow.loader.tenant_lock import tenant_lock
 
@@ -61,6 +61,7 @@ class LoadHandler:
         async def work() -> None:
             async with tenant_lock(self._infra.db, event.tenant_id):
                 if event.backup_id is not None:
+                    # A restore swaps a backup for the current load: the number of backups stays the same.
                     await restore_backup(self._infra, event, service=SERVICE)
                 else:
                     await self._load(event)
@@ -140,6 +141,8 @@ class LoadHandler:
         )
         await reporter.announce_batch(done, message)
         log.info("batch_loaded", rows=total, replaced=str(switched.replaced) if switched.replaced else None)
+        if switched.replaced:
+            await pruning.prune(self._infra, self._warehouse, batch.tenant_id, start, end)
 
     async def _write_rows(self, batch: batches.Batch, reporter: BatchReporter) -> dict[str, int]:
         """Insert the batch's rows under load_id = batch id (after removing any earlier attempt's)."""
