@@ -124,25 +124,8 @@ class ValidationHandler:
             )
         from comptaflow.period_validator.excel import validate_excel
 
-        loop = asyncio.get_running_loop()
-        updates: asyncio.Queue[tuple[str, float] | None] = asyncio.Queue()
-
-        def on_progress(stage: str, fraction: float) -> None:
-            loop.call_soon_threadsafe(updates.put_nowait, (stage, fraction))
-
-        async def relay_progress() -> None:
-            while (update := await updates.get()) is not None:
-                stage, fraction = update
-                overall = DOWNLOADED + (PARSED - DOWNLOADED) * min(1.0, max(0.0, fraction))
-                await reporter.stage(stage, overall, status=BatchStatus.VALIDATING)
-
-        relay = asyncio.create_task(relay_progress())
-        try:
-            typed = {FileKind(field): path for field, path in paths.items()}
-            return await asyncio.to_thread(validate_excel, typed, on_progress=on_progress)
-        finally:
-            updates.put_nowait(None)
-            await relay
+        typed = {FileKind(field): path for field, path in paths.items()}
+        return await self._in_thread(lambda on_progress: validate_excel(typed, on_progress=on_progress), reporter)
 
     async def _validate_fec(
         self, batch: batches.Batch, paths: dict[str, Path], reporter: BatchReporter
