@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from comptaflow.testkit.fec import FecSpec, write_fec
 from tests.e2e.platform import Platform
 from tests.period_validator.fec_reference import FIXTURES, REAL_FILES, read_reference
 
@@ -115,3 +116,40 @@ async def test_the_period_named_at_upload_is_the_batchs_period(platform: Platfor
         )
         assert outside["status"] == "FAILED"
         assert {error["code"] for error in outside["errors"]} == {"ENTRY_OUTSIDE_PERIOD"}
+
+
+async def test_a_fec_with_every_quirk_at_once_loads_through_the_platform(platform: Platform, tmp_path: Path) -> None:
+    spec = FecSpec(
+        lines=3000,
+        seed=11,
+        separator=";",
+        trailing_separator=True,
+        padded=True,
+        zero_padded_amounts=True,
+        amounts="montant_sens_pm1",
+        extra_columns=True,
+        header_style="variant",
+        encoding="cp850",
+        line_ending="\r\r\n",
+        date_time=True,
+        empty_valid_date=True,
+        ecriture_num_zero=True,
+        lowercase_journals=True,
+        fiscal_years=2,
+    )
+    written = await asyncio.to_thread(write_fec, tmp_path / "FEC-quirks.txt", spec)
+    tenant = await platform.new_tenant()
+    async with platform.client(platform.token(tenant)) as client:
+        batch = await _upload(client, tenant, written.path)
+        assert batch["status"] == "COMPLETED", batch["errors"][:3]
+        assert batch["stats"]["format"]["encoding"] == "CP850"
+        assert {w["code"] for w in batch["warnings"]} >= {"MISSING_VALID_DATE", "ENTRIES_NOT_NUMBERED"}
+        assert (batch["period_start"], batch["period_end"]) == (
+            written.period_start.isoformat(),
+            written.period_end.isoformat(),
+        )
+        assert await _trial_balance(client, tenant) == written.accounts
+        rows = (await client.get(f"/api/v1/tenants/{tenant}/trial-balance")).json()["rows"]
+        # Labels decoded from CP850 (é = 0x82…), none replaced.
+        assert {r["account"]: r["label"] for r in rows} == written.account_labels
+        assert any("é" in label for label in written.account_labels.values())
