@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,12 @@ def test_fields_quoted_only_where_they_hold_the_separator(tmp_path: Path) -> Non
     result = validate_fec(write(tmp_path, lines, header=header))
     assert result.errors == []
     assert result.tables["grand_livre_comptes"]["label"].to_list()[1] == "Facture 1; acompte"
+
+
+def test_amounts_with_thousands_separated_by_spaces(tmp_path: Path) -> None:
+    lines = sale("1", amount="1\u00a0200,00", net="1\u202f000,00", vat="200,00") + sale(
+        "2", amount="1 200,00", net="1000,00", vat="200,00"
+    )
+    result = validate_fec(write(tmp_path, lines))
+    assert result.errors == []
+    assert result.tables["grand_livre_comptes"]["debit"].sum() == Decimal("2400.00")

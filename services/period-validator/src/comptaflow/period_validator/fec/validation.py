@@ -58,6 +58,7 @@ Progress = Callable[[str, float], None]
 AMOUNT: Final = pl.Decimal(18, 2)
 SUM: Final = pl.Decimal(38, 2)
 MAX_ENTRY_FINDINGS: Final = 100
+_SPACES: Final = (" ", "\u00a0", "\u202f")
 _AMOUNT_TEXT: Final = r"^[+-]?\d+(?:[.,]\d{1,2})?$"
 _DATE_TEXT: Final = r"^\d{8}(?:[ T]?\d{2}:?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?$"
 MANDATORY: Final = (
@@ -120,8 +121,10 @@ def _lines_finding(code: Code, message: str, lines: list[int], count: int) -> li
 def _amount(frame: pl.DataFrame, name: str) -> tuple[pl.Expr, pl.Expr]:
     """(value as Decimal(18,2) or null, whether the text is unreadable given the value in `_{name}`)."""
     text = pl.col(name)
-    if frame.get_column(name).str.contains(" ", literal=True).any():  # thousands separated by spaces
-        text = text.str.replace_all(" ", "", literal=True)
+    column = frame.get_column(name)
+    # Thousands separated by spaces (a spreadsheet round trip writes no-break ones): tested literally first.
+    if any(column.str.contains(space, literal=True).any() for space in _SPACES):
+        text = text.str.replace_all(f"[{''.join(_SPACES)}]", "")
     value = text.str.replace(",", ".", literal=True).cast(AMOUNT, strict=False)
     readable = (text.str.contains(_AMOUNT_TEXT) & pl.col(f"_{name}").is_not_null()).fill_null(False)
     return value, pl.col(name).is_not_null() & ~readable
