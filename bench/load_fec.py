@@ -24,16 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-from websockets.sync.client import connect
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from platform_run import Upload, run_child, upload_to_completed
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -107,84 +105,9 @@ def prepare(lines: int) -> tuple[Path, dict[str, object]]:
     return path, summary
 
 
-def run_child(code: str, *args: str) -> list[float]:
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)  # noqa: S603
-    if done.returncode != 0:
-        raise RuntimeError(f"benchmark child failed:\n{done.stderr[-3000:]}")
-    return [float(x) for x in done.stdout.split()]
-
-
-def peak_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 def run_ours(path: Path, home: Path) -> tuple[float, int, dict[str, object], list[tuple[float, str]]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPTAFLOW_")}
-    env |= {"COMPTAFLOW_HOME": str(home), "COMPTAFLOW_HTTP_PORT": "0", "COMPTAFLOW_LOG_LEVEL": "WARNING"}
-    up = subprocess.Popen(
-        [sys.executable, "-m", "comptaflow.cli.main", "up"], env=env, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert up.stdout is not None
-        line = up.stdout.readline()
-        assert line.startswith("comptaflow ready "), line
-        base = line.split()[-1]
-        token = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "comptaflow.cli.main",
-                "token",
-                "--sub",
-                "bench",
-                "--role",
-                "admin",
-                "--tenant",
-                "*",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        ws_url = base.replace("http://", "ws://") + f"/api/v1/ws?token={token}"
-        with (
-            httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=600) as client,
-            connect(ws_url) as ws,
-        ):
-            client.post("/api/v1/tenants", json={"id": "bench", "name": "Bench SARL"}).raise_for_status()
-            # Wait as a client would, on the WebSocket, subscribed to the tenant before the upload.
-            ws.send(json.dumps({"subscribe": {"tenant_id": "bench"}}))
-            assert json.loads(ws.recv(timeout=60))["type"] == "subscribed"
-            with path.open("rb") as handle:
-                started = time.perf_counter()
-                response = client.post(
-                    "/api/v1/tenants/bench/batches",
-                    files={"fec": (path.name, handle, "text/plain")},
-                    data={"auto_load": "true"},
-                )
-            response.raise_for_status()
-            batch_id = response.json()["batch_id"]
-            timeline = [(time.perf_counter() - started, "upload answered")]
-            while True:
-                event = json.loads(ws.recv(timeout=600))
-                if event.get("type") != "status" or event.get("batch_id") != batch_id:
-                    continue
-                timeline.append((time.perf_counter() - started, f"{event['status']:<10} {event['stage']}"))
-                if event["status"] in ("COMPLETED", "FAILED"):
-                    break
-            elapsed = time.perf_counter() - started
-            batch = client.get(f"/api/v1/batches/{batch_id}").json()
-        assert batch["status"] == "COMPLETED", batch.get("errors")
-        return elapsed, peak_rss(up.pid), batch.get("stats") or {}, timeline
-    finally:
-        up.terminate()
-        up.wait(timeout=60)
-        if up.stdout is not None:
-            up.stdout.close()
+    done = upload_to_completed([Upload("fec", path, "text/plain")], home)
+    return done.seconds, done.peak_rss, done.batch.get("stats") or {}, done.timeline
 
 
 def main() -> None:
