@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -16,6 +18,18 @@ from comptaflow.common.tokens import Role, mint
 from comptaflow.gateway.app import create_app
 from comptaflow.loader.app import Loader
 from comptaflow.period_validator.app import PeriodValidator
+
+
+async def wait_for_status(
+    client: httpx.AsyncClient, batch_id: str, final: tuple[str, ...] = ("COMPLETED", "FAILED"), *, tries: int = 900
+) -> dict[str, Any]:
+    """Poll `GET /batches/{id}` every 0.1 s until its status is one of `final`; return the batch."""
+    for _ in range(tries):
+        batch: dict[str, Any] = (await client.get(f"/api/v1/batches/{batch_id}")).json()
+        if batch["status"] in final:
+            return batch
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"batch {batch_id} did not reach {final}")
 
 
 @dataclass

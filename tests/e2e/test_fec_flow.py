@@ -6,6 +6,7 @@ The expected sums come from an independent plain-Python reading of the files (`f
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,20 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
-from comptaflow.testkit.fec import FecSpec, write_fec
-from tests.e2e.platform import Platform
+from comptaflow.testkit.fec import EVERY_QUIRK, write_fec
+from tests.e2e.platform import Platform, wait_for_status
 from tests.period_validator.fec_reference import FIXTURES, REAL_FILES, read_reference
 
 pytestmark = pytest.mark.infra
-
-
-async def _finish(client: httpx.AsyncClient, batch_id: str) -> dict[str, Any]:
-    for _ in range(900):
-        batch: dict[str, Any] = (await client.get(f"/api/v1/batches/{batch_id}")).json()
-        if batch["status"] in ("COMPLETED", "FAILED"):
-            return batch
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"batch {batch_id} did not finish")
 
 
 async def _upload(client: httpx.AsyncClient, tenant: str, path: Path, **fields: str) -> dict[str, Any]:
@@ -38,7 +30,7 @@ async def _upload(client: httpx.AsyncClient, tenant: str, path: Path, **fields: 
     )
     assert response.status_code == 202, response.text
     assert response.json()["kind"] == "fec"
-    return await _finish(client, response.json()["batch_id"])
+    return await wait_for_status(client, response.json()["batch_id"])
 
 
 async def _trial_balance(client: httpx.AsyncClient, tenant: str) -> dict[str, tuple[Decimal, Decimal]]:
@@ -119,24 +111,7 @@ async def test_the_period_named_at_upload_is_the_batchs_period(platform: Platfor
 
 
 async def test_a_fec_with_every_quirk_at_once_loads_through_the_platform(platform: Platform, tmp_path: Path) -> None:
-    spec = FecSpec(
-        lines=3000,
-        seed=11,
-        separator=";",
-        trailing_separator=True,
-        padded=True,
-        zero_padded_amounts=True,
-        amounts="montant_sens_pm1",
-        extra_columns=True,
-        header_style="variant",
-        encoding="cp850",
-        line_ending="\r\r\n",
-        date_time=True,
-        empty_valid_date=True,
-        ecriture_num_zero=True,
-        lowercase_journals=True,
-        fiscal_years=2,
-    )
+    spec = replace(EVERY_QUIRK, lines=3000, seed=11)
     written = await asyncio.to_thread(write_fec, tmp_path / "FEC-quirks.txt", spec)
     tenant = await platform.new_tenant()
     async with platform.client(platform.token(tenant)) as client:

@@ -18,7 +18,7 @@ import websockets
 
 from comptaflow.common import loads
 from comptaflow.testkit.excel import ExportSpec, PeriodExport, write_period
-from tests.e2e.platform import Platform
+from tests.e2e.platform import Platform, wait_for_status
 
 pytestmark = pytest.mark.infra
 
@@ -33,12 +33,8 @@ async def test_auto_load_reaches_completed_with_the_ledger_sums(platform: Platfo
     async with platform.client(platform.token(tenant)) as client:
         response = await client.post(f"/api/v1/tenants/{tenant}/batches", files=files, data={"auto_load": "true"})
         assert response.status_code == 202, response.text
-        batch_id = response.json()["batch_id"]
-        for _ in range(600):
-            batch = (await client.get(f"/api/v1/batches/{batch_id}")).json()
-            if batch["status"] in ("COMPLETED", "FAILED"):
-                break
-            await asyncio.sleep(0.1)
+        batch = await wait_for_status(client, response.json()["batch_id"], tries=600)
+        batch_id = batch["batch_id"]
     assert batch["status"] == "COMPLETED", batch["errors"]
 
     staged = pl.read_parquet(
@@ -60,15 +56,6 @@ async def test_auto_load_reaches_completed_with_the_ledger_sums(platform: Platfo
         {"t": tenant, "ids": ids},
     )
     assert {str(a): (Decimal(d), Decimal(c)) for a, d, c in rows} == expected
-
-
-async def _finish(client: httpx.AsyncClient, batch_id: str) -> dict[str, Any]:
-    for _ in range(900):
-        batch: dict[str, Any] = (await client.get(f"/api/v1/batches/{batch_id}")).json()
-        if batch["status"] in ("COMPLETED", "FAILED"):
-            return batch
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"batch {batch_id} did not finish")
 
 
 async def _upload(client: httpx.AsyncClient, tenant: str, export: PeriodExport) -> str:
@@ -106,7 +93,7 @@ async def test_reupload_replaces_keeps_a_backup_and_restore_brings_it_back(platf
         assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "subscribed"
 
         first_id = await _upload(client, tenant, first)
-        finished = await _finish(client, first_id)
+        finished = await wait_for_status(client, first_id)
         assert finished["status"] == "COMPLETED", finished["errors"]
         while not events or events[-1]["status"] != "COMPLETED":
             events.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
@@ -114,7 +101,7 @@ async def test_reupload_replaces_keeps_a_backup_and_restore_brings_it_back(platf
         assert await _trial_balance(client, tenant) == first.ledgers["grand_livre_comptes"].per_account
 
         second_id = await _upload(client, tenant, second)
-        finished = await _finish(client, second_id)
+        finished = await wait_for_status(client, second_id)
         assert finished["status"] == "COMPLETED", finished["errors"]
         assert await _trial_balance(client, tenant) == second.ledgers["grand_livre_comptes"].per_account
         periods = (await client.get(f"/api/v1/tenants/{tenant}/periods")).json()["items"]

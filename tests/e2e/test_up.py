@@ -16,6 +16,7 @@ import pytest
 
 from comptaflow.cli.embedded import S3Endpoint, free_port
 from comptaflow.testkit.excel import ExportSpec, write_period
+from tests.e2e.platform import wait_for_status
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
@@ -65,12 +66,7 @@ async def _exercise(base_url: str, token: str, tmp_path: Path) -> None:
         files = [(f, (export.paths[f].name, export.paths[f].read_bytes())) for f in FIELDS]
         accepted = await client.post(f"/api/v1/tenants/{tenant}/batches", files=files)
         assert accepted.status_code == 202, accepted.text
-        batch_id = accepted.json()["batch_id"]
-        for _ in range(600):
-            batch = (await client.get(f"/api/v1/batches/{batch_id}")).json()
-            if batch["status"] in ("VALIDATED", "FAILED"):
-                break
-            await asyncio.sleep(0.1)
+        batch = await wait_for_status(client, accepted.json()["batch_id"], ("VALIDATED", "FAILED"), tries=600)
         assert batch["status"] == "VALIDATED", batch
         assert (batch["period_start"], batch["period_end"]) == ("2024-01-01", "2024-12-31")
 

@@ -15,7 +15,7 @@ import pytest
 
 from comptaflow.period_validator.fec import validate_fec
 from comptaflow.period_validator.findings import Code, Period
-from comptaflow.testkit.fec import FecSpec, write_fec
+from comptaflow.testkit.fec import EVERY_QUIRK, FecSpec, write_fec
 
 BASE = FecSpec(lines=600, seed=7)
 
@@ -46,23 +46,7 @@ VARIANTS: dict[str, FecSpec] = {
     "EcritureNum 0 on every line": replace(BASE, ecriture_num_zero=True),
     "lower-case journal codes": replace(BASE, lowercase_journals=True),
     "two fiscal years": replace(BASE, fiscal_years=2),
-    "everything at once": replace(
-        BASE,
-        separator=";",
-        trailing_separator=True,
-        padded=True,
-        zero_padded_amounts=True,
-        amounts="montant_sens_pm1",
-        extra_columns=True,
-        header_style="variant",
-        encoding="cp850",
-        line_ending="\r\r\n",
-        date_time=True,
-        empty_valid_date=True,
-        ecriture_num_zero=True,
-        lowercase_journals=True,
-        fiscal_years=2,
-    ),
+    "everything at once": replace(EVERY_QUIRK, lines=BASE.lines, seed=BASE.seed),
 }
 EXPECTED_ENCODING = {"iso-8859-15": "ISO-8859-15", "cp1252": "Windows-1252", "cp850": "CP850", "utf-8": "UTF-8"}
 EXPECTED_WARNINGS = {

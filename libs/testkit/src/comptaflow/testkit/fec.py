@@ -221,6 +221,25 @@ class FecSpec:
         return names
 
 
+EVERY_QUIRK = FecSpec(
+    separator=";",
+    trailing_separator=True,
+    padded=True,
+    zero_padded_amounts=True,
+    amounts="montant_sens_pm1",
+    extra_columns=True,
+    header_style="variant",
+    encoding="cp850",
+    line_ending="\r\r\n",
+    date_time=True,
+    empty_valid_date=True,
+    ecriture_num_zero=True,
+    lowercase_journals=True,
+    fiscal_years=2,
+)
+"""Every variant of INPUT-FORMATS §B that can be combined, at once (`dataclasses.replace` for size and seed)."""
+
+
 @dataclass(frozen=True)
 class FecFile:
     """What was written, counted as it was written. Keys are codes as written (journal case included);
