@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import uuid
 from datetime import UTC, date, datetime
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -108,7 +107,7 @@ class _Storage:
         self.objects[key] = data
 
 
-async def test_what_the_validator_stages_the_loader_forwards_untouched(tmp_path: Path) -> None:
+async def test_what_the_validator_stages_the_loader_forwards_untouched() -> None:
     storage = _Storage()
     infra = cast(Infra, SimpleNamespace(settings=SimpleNamespace(delivery_limit=5), storage=storage))
     tables = {kind.value: pl.DataFrame(schema=SCHEMAS[kind]) for kind in FileKind}
@@ -133,7 +132,7 @@ async def test_what_the_validator_stages_the_loader_forwards_untouched(tmp_path:
         status_seq=1,
         options={},
     )
-    await ValidationHandler(infra)._store_tables(batch, result, tmp_path)
+    await ValidationHandler(infra)._store_tables(batch, result)
 
     assert len(storage.objects) == len(DIMENSIONS) + len(FACTS)
     for table, (staged_as, columns) in {**DIMENSIONS, **FACTS}.items():

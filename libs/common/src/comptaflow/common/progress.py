@@ -7,6 +7,7 @@ cannot be published is logged, never fatal: the work itself goes on.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import asyncpg
 import structlog
@@ -15,6 +16,7 @@ from comptaflow.common import batches
 from comptaflow.common.bus import Bus
 from comptaflow.common.contracts import BatchStatus, StatusEvent
 from comptaflow.common.errors import DependencyUnavailable
+from comptaflow.common.metrics import BATCHES
 
 log = structlog.get_logger("comptaflow.progress")
 
@@ -54,3 +56,23 @@ class BatchReporter:
         await self.announce(
             status=batch.status.value, stage=batch.stage, progress=batch.progress, message=message, seq=batch.status_seq
         )
+
+
+async def mark_failed(
+    *, pool: asyncpg.Pool, bus: Bus, service: str, batch_id: uuid.UUID, error: dict[str, Any]
+) -> None:
+    """Mark a batch FAILED with `error` and announce it, when its message is about to be dead-lettered.
+
+    Best effort: a batch already final is left alone, and a failure here is logged, never raised.
+    """
+    try:
+        async with pool.acquire() as conn:
+            done = await batches.transition(
+                conn, batch_id, BatchStatus.FAILED, stage="failed", progress=1.0, errors=[error]
+            )
+        if done is not None:
+            BATCHES.labels(done.kind.value, BatchStatus.FAILED.value).inc()
+            reporter = BatchReporter(pool=pool, bus=bus, service=service, tenant_id=done.tenant_id, batch_id=done.id)
+            await reporter.announce_batch(done, str(error.get("message", "")))
+    except Exception:
+        log.exception("batch_not_marked_failed", batch_id=str(batch_id))

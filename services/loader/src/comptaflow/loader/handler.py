@@ -31,7 +31,7 @@ from comptaflow.common.contracts import BatchStatus, LoadRequested
 from comptaflow.common.errors import InvalidMessage, NotFound, PermanentError, TransientError
 from comptaflow.common.infra import Infra
 from comptaflow.common.metrics import BATCHES
-from comptaflow.common.progress import BatchReporter
+from comptaflow.common.progress import BatchReporter, mark_failed
 from comptaflow.common.warehouse import Warehouse
 from comptaflow.common.warehouse.schema import DIMENSIONS, FACTS, LOAD_TABLES
 from comptaflow.loader import etl, pruning, staging
@@ -180,35 +180,17 @@ class LoadHandler:
     async def _give_up(self, event: LoadRequested, code: str, reason: str) -> None:
         """Mark the batch FAILED when its message is about to be dead-lettered (best effort)."""
         error = {"code": code, "message": f"the batch could not be loaded: {reason}"}
-        try:
-            async with self._infra.db.acquire() as conn:
-                done = await batches.transition(
-                    conn, event.batch_id, BatchStatus.FAILED, stage="failed", progress=1.0, errors=[error]
-                )
-            if done is not None:
-                BATCHES.labels(done.kind.value, BatchStatus.FAILED.value).inc()
-                reporter = BatchReporter(
-                    pool=self._infra.db,
-                    bus=self._infra.bus,
-                    service=SERVICE,
-                    tenant_id=done.tenant_id,
-                    batch_id=done.id,
-                )
-                await reporter.announce_batch(done, error["message"])
-        except Exception:
-            log.exception("batch_not_marked_failed", batch_id=str(event.batch_id))
+        infra = self._infra
+        await mark_failed(pool=infra.db, bus=infra.bus, service=SERVICE, batch_id=event.batch_id, error=error)
 
 
 async def _forget_load(wh: Warehouse, tenant_id: str, load_id: uuid.UUID) -> None:
     """Delete the rows an earlier attempt of this load left behind (invisible anyway: never switched)."""
     counts = await _counts(wh, tenant_id, load_id)
-    for table, count in counts.items():
-        if count:
-            log.info("earlier_attempt_rows_deleted", table=table, rows=count)
-            await wh.command(
-                f"DELETE FROM {wh.database}.{table} WHERE tenant_id = {{t:String}} AND load_id = {{l:UUID}}",  # noqa: S608 — identifiers from code
-                {"t": tenant_id, "l": load_id},
-            )
+    leftover = [table for table, count in counts.items() if count]
+    for table in leftover:
+        log.info("earlier_attempt_rows_deleted", table=table, rows=counts[table])
+    await pruning.delete_load_rows(wh, tenant_id, load_id, tables=leftover)
 
 
 async def _counts(wh: Warehouse, tenant_id: str, load_id: uuid.UUID) -> dict[str, int]:

@@ -10,6 +10,7 @@ finished load never fails because of it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date
 from pathlib import PurePosixPath
 
@@ -70,9 +71,11 @@ async def _backup_files(conn: Conn, backup: loads.Backup) -> list[str]:
     return sorted(keys - {row["object_key"] for row in shared})
 
 
-async def delete_load_rows(warehouse: Warehouse, tenant_id: str, load_id: uuid.UUID) -> None:
-    """Delete every warehouse row of one load (never a current one: callers check the pointer first)."""
-    for table in LOAD_TABLES:
+async def delete_load_rows(
+    warehouse: Warehouse, tenant_id: str, load_id: uuid.UUID, *, tables: Sequence[str] = LOAD_TABLES
+) -> None:
+    """Delete the warehouse rows of one load (never a current one: callers check the pointer first)."""
+    for table in tables:
         await warehouse.command(
             f"DELETE FROM {warehouse.database}.{table} WHERE tenant_id = {{t:String}} AND load_id = {{l:UUID}}",  # noqa: S608 — identifiers from code
             {"t": tenant_id, "l": load_id},

@@ -29,7 +29,7 @@ from comptaflow.common.db import Conn
 from comptaflow.common.errors import InvalidMessage, NotFound
 from comptaflow.common.infra import Infra
 from comptaflow.common.metrics import BATCHES, VALIDATION_SECONDS
-from comptaflow.common.progress import BatchReporter
+from comptaflow.common.progress import BatchReporter, mark_failed
 from comptaflow.common.tenants import get_tenant
 from comptaflow.common.warehouse.schema import DIMENSIONS, FACTS
 from comptaflow.period_validator import layout
@@ -96,7 +96,7 @@ class ValidationHandler:
                 return
             await reporter.stage("store", PARSED, status=BatchStatus.VALIDATING, message="storing normalised tables")
             _, moved = await asyncio.gather(
-                self._store_tables(batch, result, Path(tmp)), self._declare_files(batch, tenant.name, result)
+                self._store_tables(batch, result), self._declare_files(batch, tenant.name, result)
             )
         await self._succeed(batch, result, moved, reporter)
 
@@ -164,12 +164,12 @@ class ValidationHandler:
             updates.put_nowait(None)
             await relay
 
-    async def _store_tables(self, batch: batches.Batch, result: ValidationResult, tmp: Path) -> None:
+    async def _store_tables(self, batch: batches.Batch, result: ValidationResult) -> None:
         """Stage each table insert-ready: the tag columns (tenant, load = this batch), then the warehouse
         table's columns in its order, so the loader forwards the bytes to the warehouse without decoding them.
 
         The Parquet is built in memory and sent in one request (a fraction of the frame's size; quicker than
-        a file in `tmp` sent in parts)."""
+        a file sent in parts)."""
         own_columns = dict((*DIMENSIONS.values(), *FACTS.values()))
         tags = [
             pl.lit(value, dtype=pl.String).alias(name)
@@ -281,23 +281,9 @@ class ValidationHandler:
     async def _give_up(self, event: BatchUploaded, reason: str) -> None:
         """Mark the batch FAILED when its message is about to be dead-lettered (best effort)."""
         finding = Finding(Code.INTERNAL_ERROR, f"the batch could not be validated: {reason}")
-        try:
-            async with self._infra.db.acquire() as conn:
-                done = await batches.transition(
-                    conn, event.batch_id, BatchStatus.FAILED, stage="failed", progress=1.0, errors=[finding.as_dict()]
-                )
-            if done is not None:
-                BATCHES.labels(done.kind.value, BatchStatus.FAILED.value).inc()
-                reporter = BatchReporter(
-                    pool=self._infra.db,
-                    bus=self._infra.bus,
-                    service=SERVICE,
-                    tenant_id=done.tenant_id,
-                    batch_id=done.id,
-                )
-                await reporter.announce_batch(done, finding.message)
-        except Exception:
-            log.exception("batch_not_marked_failed", batch_id=str(event.batch_id))
+        await mark_failed(
+            pool=self._infra.db, bus=self._infra.bus, service=SERVICE, batch_id=event.batch_id, error=finding.as_dict()
+        )
 
 
 async def _record_moves(conn: Conn, batch_id: uuid.UUID, moved: dict[str, str]) -> None:

@@ -133,10 +133,9 @@ def decode(raw: bytes, *, trust_utf8: bool = False) -> Decoded:
                 f"the file starts with a UTF-8 BOM but byte 0x{raw[exc.start]:02X} is not UTF-8",
                 line_of(raw, exc.start),
             ) from exc
-        damaged = _damaged_utf8(raw)
-        if damaged is not None:
+        if _mostly_utf8(raw):
             raise Unreadable(
-                f"the file is UTF-8 but byte 0x{raw[damaged]:02X} cannot be decoded", line_of(raw, damaged)
+                f"the file is UTF-8 but byte 0x{raw[exc.start]:02X} cannot be decoded", line_of(raw, exc.start)
             ) from exc
         encoding, note = _single_byte(raw)
         text = raw.decode(encoding)  # every byte was checked above: strict cannot fail
@@ -144,16 +143,8 @@ def decode(raw: bytes, *, trust_utf8: bool = False) -> Decoded:
     return Decoded(raw, NAMES["utf-8"], endings, bom)
 
 
-def _damaged_utf8(raw: bytes) -> int | None:
-    """Offset of the first bad sequence when the text is mostly valid UTF-8 (more good sequences than bad)."""
-    high = raw.translate(None, _ASCII)
-    decoded = high.decode("utf-8", errors="replace")
+def _mostly_utf8(raw: bytes) -> bool:
+    """Whether the non-ASCII bytes hold more valid UTF-8 sequences than bad ones (a damaged UTF-8 file)."""
+    decoded = raw.translate(None, _ASCII).decode("utf-8", errors="replace")
     bad = decoded.count("\ufffd")
-    good = len(decoded) - bad
-    if good <= bad:
-        return None
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return exc.start
-    return None
+    return len(decoded) - bad > bad

@@ -130,16 +130,11 @@ def _amount(frame: pl.DataFrame, name: str) -> tuple[pl.Expr, pl.Expr]:
     return value, pl.col(name).is_not_null() & ~readable
 
 
-def _date(frame: pl.DataFrame, name: str) -> tuple[pl.Expr, pl.Expr]:
+def _date(name: str) -> tuple[pl.Expr, pl.Expr]:
     """(the date or null, whether the text is not a valid date in range given the value in `_{name}`)."""
     value = pl.col(name).str.slice(0, 8).str.to_date("%Y%m%d", strict=False)
     low, high = DATE_RANGES.get(name, DATE_RANGES["*"])
-    # A time after the date is rare: the pattern is only matched when some value is longer than a date.
-    timed = bool(frame.get_column(name).str.len_bytes().max() or 0) and bool(
-        (frame.get_column(name).str.len_bytes() != 8).any()
-    )
-    shape = pl.col(name).str.contains(_DATE_TEXT) if timed else pl.col(name).str.contains(r"^\d{8}$")
-    readable = (shape & pl.col(f"_{name}").is_between(low, high)).fill_null(False)
+    readable = (pl.col(name).str.contains(_DATE_TEXT) & pl.col(f"_{name}").is_between(low, high)).fill_null(False)
     return value, pl.col(name).is_not_null() & ~readable
 
 
@@ -151,7 +146,7 @@ def _typed(frame: pl.DataFrame, layout: Layout) -> tuple[pl.DataFrame, list[_Che
         checks.append(_Check(f"empty:{name}", pl.col(name).is_null(), f"line {{line}}: {name} is empty"))
     for name in DATES:
         if name in layout.columns:
-            value, bad = _date(frame, name)
+            value, bad = _date(name)
             columns[f"_{name}"] = value
             low, high = DATE_RANGES.get(name, DATE_RANGES["*"])
             message = f"line {{line}}: {name} is not a valid date YYYYMMDD between {low.year} and {high.year}"
