@@ -128,7 +128,8 @@ def _count_findings(wrong: pl.DataFrame, width: int) -> list[Finding]:
         for line, count in wrong.head(MAX_LINE_FINDINGS).iter_rows()
     ]
     if wrong.height > MAX_LINE_FINDINGS:
-        findings.append(_more(wrong.height, "lines have the wrong number of fields"))
+        what = "lines with the wrong number of fields"
+        findings.append(summary(Code.FEC_FORMAT, wrong.height, what, MAX_LINE_FINDINGS))
     return findings
 
 
@@ -187,10 +188,7 @@ def split_fields(data: bytes, layout: Layout) -> Lines:
     return Lines(stripped, errors, int(blank.sum()), trailing, bool(padded))
 
 
-def _more(count: int, what: str) -> Finding:
-    return Finding(
-        Code.FEC_FORMAT,
-        f"{count} {what}; the first {MAX_LINE_FINDINGS} are listed",
-        file=FILE,
-        details={"count": count},
-    )
+def summary(code: Code, count: int, what: str, listed: int, *, row: int | None = None) -> Finding:
+    """The finding that closes a capped list: how many there are in all, and how many were listed."""
+    message = f"{count} {what} in all; the first {listed} are listed"
+    return Finding(code, message, file=FILE, row=row, details={"count": count})

@@ -50,6 +50,7 @@ from comptaflow.period_validator.fec.reading import (
     NotUtf8,
     header_line,
     split_fields,
+    summary,
 )
 from comptaflow.period_validator.findings import Code, FileKind, Finding, Period, ValidationResult
 
@@ -99,22 +100,14 @@ class _Check:
 
     name: str
     bad: pl.Expr
-    message: str  # `{line}` is replaced
+    what: str  # what is wrong, without the line: "Debit is not an amount …"
 
 
-def _lines_finding(code: Code, message: str, lines: list[int], count: int) -> list[Finding]:
-    findings = [Finding(code, message.format(line=line), file=FILE, row=line) for line in lines]
+def _lines_finding(code: Code, what: str, lines: list[int], count: int) -> list[Finding]:
+    """One finding per listed line (`line N: what`), and a summary when `count` lines are at fault in all."""
+    findings = [Finding(code, f"line {line}: {what}", file=FILE, row=line) for line in lines]
     if count > len(lines):
-        findings.append(
-            Finding(
-                code,
-                message.format(line="…").replace("line …", f"{count} lines in all")
-                + f"; the first {len(lines)} are listed",
-                file=FILE,
-                row=lines[0],
-                details={"count": count},
-            )
-        )
+        findings.append(summary(code, count, f"lines where {what}", len(lines), row=lines[0]))
     return findings
 
 
@@ -143,20 +136,20 @@ def _typed(frame: pl.DataFrame, layout: Layout) -> tuple[pl.DataFrame, list[_Che
     columns: dict[str, pl.Expr] = {}
     checks: list[_Check] = []
     for name in (*MANDATORY, *(("Montant", "Sens") if layout.montant_sens else ())):
-        checks.append(_Check(f"empty:{name}", pl.col(name).is_null(), f"line {{line}}: {name} is empty"))
+        checks.append(_Check(f"empty:{name}", pl.col(name).is_null(), f"{name} is empty"))
     for name in DATES:
         if name in layout.columns:
             value, bad = _date(name)
             columns[f"_{name}"] = value
             low, high = DATE_RANGES.get(name, DATE_RANGES["*"])
-            message = f"line {{line}}: {name} is not a valid date YYYYMMDD between {low.year} and {high.year}"
-            checks.append(_Check(f"date:{name}", bad, message))
+            what = f"{name} is not a valid date YYYYMMDD between {low.year} and {high.year}"
+            checks.append(_Check(f"date:{name}", bad, what))
     amounts = ("Montant", "Montantdevise") if layout.montant_sens else ("Debit", "Credit", "Montantdevise")
     for name in amounts:
         value, bad = _amount(frame, name)
         columns[f"_{name}"] = value
-        message = f"line {{line}}: {name} is not an amount (digits, a comma or point, 2 decimals)"
-        checks.append(_Check(f"amount:{name}", bad, message))
+        what = f"{name} is not an amount (digits, a comma or point, 2 decimals)"
+        checks.append(_Check(f"amount:{name}", bad, what))
     zero = pl.lit(Decimal("0.00"), dtype=AMOUNT)
     if layout.montant_sens:
         sens = pl.col("Sens").str.to_uppercase()
@@ -165,7 +158,7 @@ def _typed(frame: pl.DataFrame, layout: Layout) -> tuple[pl.DataFrame, list[_Che
             _Check(
                 "sens",
                 pl.col("Sens").is_not_null() & ~(debit_side | credit_side),
-                "line {line}: Sens must be D or C (or +1 or -1)",
+                "Sens must be D or C (or +1 or -1)",
             )
         )
         sides = {
@@ -177,7 +170,7 @@ def _typed(frame: pl.DataFrame, layout: Layout) -> tuple[pl.DataFrame, list[_Che
             _Check(
                 "empty:Debit/Credit",
                 pl.col("Debit").is_null() & pl.col("Credit").is_null(),
-                "line {line}: Debit and Credit are both empty",
+                "Debit and Credit are both empty",
             )
         )
         sides = {"_debit": pl.col("_Debit").fill_null(zero), "_credit": pl.col("_Credit").fill_null(zero)}
@@ -192,7 +185,7 @@ def _run_checks(typed: pl.DataFrame, checks: list[_Check]) -> list[Finding]:
         if not count:
             continue
         lines = typed.filter(pl.col(f"!{check.name}"))["line"].head(MAX_LINE_FINDINGS).to_list()
-        findings.extend(_lines_finding(Code.FEC_FORMAT, check.message, lines, int(count)))
+        findings.extend(_lines_finding(Code.FEC_FORMAT, check.what, lines, int(count)))
     return findings
 
 
@@ -264,15 +257,7 @@ def _entry_finding(row: dict[str, Any], *, code: Code, numbered: bool) -> Findin
 def _capped(findings: list[Finding], code: Code, what: str) -> list[Finding]:
     if len(findings) <= MAX_ENTRY_FINDINGS:
         return findings
-    return [
-        *findings[:MAX_ENTRY_FINDINGS],
-        Finding(
-            code,
-            f"{len(findings)} {what} in all; the first {MAX_ENTRY_FINDINGS} are listed",
-            file=FILE,
-            details={"count": len(findings)},
-        ),
-    ]
+    return [*findings[:MAX_ENTRY_FINDINGS], summary(code, len(findings), what, MAX_ENTRY_FINDINGS)]
 
 
 @dataclass(slots=True)
@@ -374,8 +359,8 @@ def _period(typed: pl.DataFrame, declared: Period | None) -> tuple[Period | None
     if not outside.len():
         return declared, []
     lines = outside.head(MAX_LINE_FINDINGS).to_list()
-    message = f"line {{line}}: EcritureDate outside the period {declared.start} to {declared.end}"
-    return declared, _lines_finding(Code.ENTRY_OUTSIDE_PERIOD, message, lines, outside.len())
+    what = f"EcritureDate outside the period {declared.start} to {declared.end}"
+    return declared, _lines_finding(Code.ENTRY_OUTSIDE_PERIOD, what, lines, outside.len())
 
 
 def _first_by_code(frame: pl.DataFrame, code: str, **values: pl.Expr) -> pl.DataFrame:
