@@ -42,6 +42,10 @@ AMOUNTS = [
     ("12,34,56", None),
     ("1e3", None),
     ("99999999999999999999", None),
+    (" 1234.56 ", "1234.56"),  # spaces around: trimmed on the slow path
+    (" -12,00", "-12.00"),
+    ("(12,00) ", "-12.00"),
+    ("", "0.00"),
 ]
 
 
@@ -76,6 +80,9 @@ DATES = [
     ("1/1/202400", None),
     ("abc", None),
     (None, None),
+    (" 05/01/2024 ", date(2024, 1, 5)),  # spaces around: trimmed on the slow path
+    ("2024-01-05 00:00:00 ", date(2024, 1, 5)),
+    ("", None),
 ]
 
 
@@ -87,7 +94,19 @@ def test_dates(raw: str | None, expected: date | None) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("401000", "401000"), (" 0401 ", "0401"), ("401000.0", "401000"), ("C0001", "C0001"), ("", None), (None, None)],
+    [
+        ("401000", "401000"),
+        (" 0401 ", "0401"),
+        ("401000.0", "401000"),
+        ("401000.00", "401000"),
+        (" 411.0 ", "411"),
+        ("0.0", "0"),
+        ("4010.50", "4010.50"),
+        ("A.0", "A.0"),
+        ("C0001", "C0001"),
+        ("", None),
+        (None, None),
+    ],
 )
 def test_codes(raw: str | None, expected: str | None) -> None:
     frame = pl.DataFrame({"raw": [raw]}, schema={"raw": pl.String})

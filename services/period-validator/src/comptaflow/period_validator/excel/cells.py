@@ -53,36 +53,42 @@ def text(cell: pl.Expr) -> pl.Expr:
 
 def code(cell: pl.Expr) -> pl.Expr:
     """An account or third-party code: trimmed, `401000.0` read as `401000`, leading zeros kept."""
-    return text(cell).str.replace(r"^(\d+)\.0+$", "${1}")
+    trimmed = text(cell)
+    # Only a number with zero decimals loses them: its trailing zeros stop at the dot, which goes too.
+    whole = trimmed.str.strip_chars_end("0").str.strip_suffix(".")
+    return pl.when(trimmed.str.contains(r"^\d+\.0+$")).then(whole).otherwise(trimmed)
 
 
 def with_amounts(frame: pl.DataFrame, sources: Mapping[str, pl.Expr]) -> pl.DataFrame:
     """Add one Int64 cents column per `{name: cell expression}`: 0 when empty, null when unreadable.
 
     Plain numbers (the rendering of numeric cells, at most two decimals) are cast over the whole
-    column; the other cells — French text, numbers with more decimals, garbage — are parsed on their
-    own, usually a handful, and put back in place.
+    column; the other cells — French text, numbers with more decimals, garbage, anything with spaces
+    around it — are trimmed and parsed on their own, usually a handful, and put back in place.
+    Whitespace-only cells are already null (the sheet is read with `whitespace_as_null`).
     """
     for name, source in sources.items():
-        value = source.str.strip_chars()
         frame = frame.with_columns(
-            pl.when(value.is_null() | (value == ""))
+            pl.when(source.is_null())
             .then(pl.lit(0, dtype=pl.Int64))
-            .when(value.str.contains(_PLAIN_AMOUNT))
-            .then((value.cast(AMOUNT, strict=False) * 100).cast(pl.Int64))
+            .when(source.str.contains(_PLAIN_AMOUNT))
+            .then((source.cast(AMOUNT, strict=False) * 100).cast(pl.Int64))
             .alias(name)
         )
-        pending = _pending(frame, name, value)
-        if pending.height:
-            frame = frame.with_columns(frame[name].scatter(pending["_i"], parse_text_amounts(pending["v"])))
+        rows, values = _pending(frame, name, source)
+        if rows.len():
+            frame = frame.with_columns(frame[name].scatter(rows, parse_text_amounts(values)))
     return frame
 
 
-def _pending(frame: pl.DataFrame, name: str, value: pl.Expr) -> pl.DataFrame:
-    """Rows whose cell is non-empty but whose fast reading left `name` null."""
-    return frame.select(_i=pl.int_range(pl.len(), dtype=pl.UInt32), v=value, done=pl.col(name)).filter(
-        pl.col("v").is_not_null() & (pl.col("v") != "") & pl.col("done").is_null()
-    )
+def _pending(frame: pl.DataFrame, name: str, source: pl.Expr) -> tuple[pl.Series, pl.Series]:
+    """Rows whose cell is not empty but whose fast reading left `name` null, and their trimmed cells."""
+    left = frame.select(source.is_not_null() & pl.col(name).is_null()).to_series()
+    if not left.any():
+        return pl.Series(dtype=pl.UInt32), pl.Series(dtype=pl.String)
+    rows = left.arg_true()
+    values = frame.select(source.str.strip_chars()).to_series().gather(rows)
+    return rows, values
 
 
 def parse_text_amounts(values: pl.Series) -> pl.Series:
@@ -184,21 +190,20 @@ def cents_to_amount(cents: pl.Expr) -> pl.Expr:
 def with_dates(frame: pl.DataFrame, sources: Mapping[str, pl.Expr]) -> pl.DataFrame:
     """Add one Date column per `{name: cell expression}`; null when empty or not a real date.
 
-    Excel date cells (rendered `YYYY-MM-DD HH:MM:SS`) are read over the whole column; text dates
-    (dd/mm/yyyy, dd/mm/yy, dd.mm.yyyy, dd-mm-yyyy, yyyy-mm-dd, optionally followed by a time) on the
-    remaining rows only. 31/02/2024 is null.
+    Excel date cells (rendered `YYYY-MM-DD HH:MM:SS`) and `dd/mm/yyyy` text are read over the whole
+    column; the other text dates (dd/mm/yy, dd.mm.yyyy, dd-mm-yyyy, yyyy-mm-dd, optionally followed by a
+    time, or with spaces around them) on the remaining rows only, trimmed. 31/02/2024 is null.
     """
     for name, source in sources.items():
-        value = source.str.strip_chars()
-        day_first = pl.when(value.str.len_bytes() == 10).then(value).str.to_date("%d/%m/%Y", strict=False)
+        day_first = pl.when(source.str.len_bytes() == 10).then(source).str.to_date("%d/%m/%Y", strict=False)
         # ten characters read as %d/%m/%Y with a four-digit year can only be dd/mm/yyyy
         exact_day_first = pl.when(day_first.dt.year().is_between(1000, 9999)).then(day_first)
         frame = frame.with_columns(
-            pl.coalesce(value.str.to_date(_CELL_DATE_FORMAT, strict=False), exact_day_first).alias(name)
+            pl.coalesce(source.str.to_date(_CELL_DATE_FORMAT, strict=False), exact_day_first).alias(name)
         )
-        pending = _pending(frame, name, value)
-        if pending.height:
-            frame = frame.with_columns(frame[name].scatter(pending["_i"], parse_text_dates(pending["v"])))
+        rows, values = _pending(frame, name, source)
+        if rows.len():
+            frame = frame.with_columns(frame[name].scatter(rows, parse_text_dates(values)))
     return frame
 
 
