@@ -20,6 +20,7 @@ from pydantic import SecretStr, ValidationError
 
 from comptaflow.common.errors import ConfigurationError, DependencyUnavailable
 from comptaflow.common.logging import configure_logging, get_logger
+from comptaflow.common.memory import retain_heap
 from comptaflow.common.settings import Settings
 from comptaflow.common.tokens import Role, mint
 
@@ -78,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 — one exit co
         from comptaflow.cli.commands import migrate
 
         return run(migrate(settings))
+    if settings.retain_heap and args.command in ("up", "serve"):
+        retain_heap()  # before any thread starts
     if args.command == "serve":
         if args.service not in AVAILABLE:
             print(f"comptaflow serve: {args.service} is not part of this release", file=sys.stderr)

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     worker_prefetch: int = Field(default=2, ge=1)
     # Backups kept per period (the newest): older ones lose their warehouse rows and files.
     backups_keep: int = Field(default=10, ge=1)
+    # Keep freed memory in the process between batches (glibc): the next large file reuses it without page
+    # faults, at the price of a higher, kept resident size (comptaflow.common.memory). Off by default.
+    retain_heap: bool = False
     # Port of the worker health/metrics endpoint under `comptaflow serve <worker>` (0 = none).
     health_port: int = Field(default=8001, ge=0, le=65535)
 
