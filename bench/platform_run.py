@@ -1,9 +1,10 @@
 """What the end-to-end benchmarks share: child processes, and one upload to COMPLETED under `comptaflow up`.
 
-`upload_to_completed` starts `comptaflow up` as a child process (embedded PostgreSQL, SeaweedFS, chdb,
-in-process bus), creates the tenant `bench`, subscribes to it on the WebSocket, uploads the files with
+`Platform` starts `comptaflow up` as a child process (embedded PostgreSQL, SeaweedFS, chdb, in-process
+bus); each `upload` creates a tenant, subscribes to it on the WebSocket, uploads the files with
 `auto_load=true` and waits, as a client would, for the batch's final status event. The time runs from the
 start of the upload to that event; the timeline records when each status event arrived.
+`upload_to_completed` is one upload into a freshly started platform.
 """
 
 from __future__ import annotations
@@ -58,29 +59,55 @@ def _token(env: dict[str, str]) -> str:
     return done.stdout.strip()
 
 
-def upload_to_completed(uploads: list[Upload], home: Path) -> Completed:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPTAFLOW_")}
-    env |= {"COMPTAFLOW_HOME": str(home), "COMPTAFLOW_HTTP_PORT": "0", "COMPTAFLOW_LOG_LEVEL": "WARNING"}
-    up = subprocess.Popen(
-        [sys.executable, "-m", "comptaflow.cli.main", "up"], env=env, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert up.stdout is not None
-        line = up.stdout.readline()
-        assert line.startswith("comptaflow ready "), line
-        base = line.split()[-1]
-        token = _token(env)
-        ws_url = base.replace("http://", "ws://") + f"/api/v1/ws?token={token}"
-        with (
-            httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=600) as client,
-            connect(ws_url) as ws,
-            ExitStack() as files,
-        ):
-            client.post("/api/v1/tenants", json={"id": "bench", "name": "Bench SARL"}).raise_for_status()
-            # Wait as a client would, on the WebSocket (polling would compete with the pipeline for CPU);
-            # subscribed to the tenant before the upload, so every stage of the batch is seen.
-            ws.send(json.dumps({"subscribe": {"tenant_id": "bench"}}))
-            assert json.loads(ws.recv(timeout=60))["type"] == "subscribed"
+class Platform:
+    """`comptaflow up` as a child process, with an admin token, an HTTP client and a WebSocket."""
+
+    def __init__(self, home: Path, **settings: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COMPTAFLOW_")}
+        env |= {"COMPTAFLOW_HOME": str(home), "COMPTAFLOW_HTTP_PORT": "0", "COMPTAFLOW_LOG_LEVEL": "WARNING"}
+        self._env = env | {f"COMPTAFLOW_{name.upper()}": value for name, value in settings.items()}
+        self._stack = ExitStack()
+
+    def __enter__(self) -> Platform:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "comptaflow.cli.main", "up"], env=self._env, stdout=subprocess.PIPE, text=True
+        )
+        self._up = up
+        self._stack.callback(self._stop)
+        try:
+            assert up.stdout is not None
+            line = up.stdout.readline()
+            assert line.startswith("comptaflow ready "), line
+            base = line.split()[-1]
+            token = _token(self._env)
+            ws_url = base.replace("http://", "ws://") + f"/api/v1/ws?token={token}"
+            self._client = self._stack.enter_context(
+                httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=600)
+            )
+            self._ws = self._stack.enter_context(connect(ws_url))
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def _stop(self) -> None:
+        self._up.terminate()
+        self._up.wait(timeout=60)
+        if self._up.stdout is not None:
+            self._up.stdout.close()
+
+    def upload(self, uploads: list[Upload], tenant: str = "bench") -> Completed:
+        """Create `tenant`, upload the files with auto_load, wait on the WebSocket for the final status."""
+        client, ws = self._client, self._ws
+        client.post("/api/v1/tenants", json={"id": tenant, "name": f"{tenant} SARL"}).raise_for_status()
+        # Wait as a client would, on the WebSocket (polling would compete with the pipeline for CPU);
+        # subscribed to the tenant before the upload, so every stage of the batch is seen.
+        ws.send(json.dumps({"subscribe": {"tenant_id": tenant}}))
+        assert json.loads(ws.recv(timeout=60))["type"] == "subscribed"
+        with ExitStack() as files:
             parts = {}
             for upload in uploads:
                 handle = files.enter_context(upload.path.open("rb"))
@@ -90,23 +117,24 @@ def upload_to_completed(uploads: list[Upload], home: Path) -> Completed:
                     else (upload.path.name, handle)
                 )
             started = time.perf_counter()
-            response = client.post("/api/v1/tenants/bench/batches", files=parts, data={"auto_load": "true"})
+            response = client.post(f"/api/v1/tenants/{tenant}/batches", files=parts, data={"auto_load": "true"})
             response.raise_for_status()
-            batch_id = response.json()["batch_id"]
-            timeline = [(time.perf_counter() - started, "upload answered")]
-            while True:
-                event = json.loads(ws.recv(timeout=600))
-                if event.get("type") != "status" or event.get("batch_id") != batch_id:
-                    continue
-                timeline.append((time.perf_counter() - started, f"{event['status']:<10} {event['stage']}"))
-                if event["status"] in ("COMPLETED", "FAILED"):
-                    break
-            elapsed = time.perf_counter() - started
-            batch = client.get(f"/api/v1/batches/{batch_id}").json()
+        batch_id = response.json()["batch_id"]
+        timeline = [(time.perf_counter() - started, "upload answered")]
+        while True:
+            event = json.loads(ws.recv(timeout=600))
+            if event.get("type") != "status" or event.get("batch_id") != batch_id:
+                continue
+            timeline.append((time.perf_counter() - started, f"{event['status']:<10} {event['stage']}"))
+            if event["status"] in ("COMPLETED", "FAILED"):
+                break
+        elapsed = time.perf_counter() - started
+        batch = client.get(f"/api/v1/batches/{batch_id}").json()
         assert batch["status"] == "COMPLETED", batch.get("errors")
-        return Completed(elapsed, peak_rss(up.pid), batch, timeline)
-    finally:
-        up.terminate()
-        up.wait(timeout=60)
-        if up.stdout is not None:
-            up.stdout.close()
+        return Completed(elapsed, peak_rss(self._up.pid), batch, timeline)
+
+
+def upload_to_completed(uploads: list[Upload], home: Path) -> Completed:
+    """One upload into a freshly started platform."""
+    with Platform(home) as platform:
+        return platform.upload(uploads)
