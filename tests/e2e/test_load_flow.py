@@ -140,3 +140,32 @@ async def test_reupload_replaces_keeps_a_backup_and_restore_brings_it_back(platf
     for stage in ("download", "dimensions", "facts", "verify", "switch"):
         assert stage in stages, stages
     assert stages.index("dimensions") < stages.index("facts") < stages.index("switch")
+
+
+async def test_both_workers_give_memory_back_after_each_batch(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from comptaflow.loader import handler as loader_handler
+    from comptaflow.period_validator import handler as validator_handler
+
+    released: list[str] = []
+
+    def recorder(worker: str) -> Any:
+        async def release(settings: Any) -> None:
+            assert settings.retain_heap is False
+            released.append(worker)
+
+        return release
+
+    monkeypatch.setattr(validator_handler, "release_after_batch", recorder("validator"))
+    monkeypatch.setattr(loader_handler, "release_after_batch", recorder("loader"))
+    tenant = await platform.new_tenant()
+    async with platform.client(platform.token(tenant)) as client:
+        batch_id = await _upload(client, tenant, write_period(tmp_path, ExportSpec()))
+        batch = await wait_for_status(client, batch_id, tries=600)
+    assert batch["status"] == "COMPLETED", batch["errors"]
+    for _ in range(100):  # each worker releases after it has announced its outcome
+        if len(released) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert sorted(released) == ["loader", "validator"]

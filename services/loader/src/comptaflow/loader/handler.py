@@ -30,6 +30,7 @@ from comptaflow.common.bus.base import AnyEvent, or_give_up
 from comptaflow.common.contracts import BatchStatus, LoadRequested
 from comptaflow.common.errors import InvalidMessage, NotFound, PermanentError, TransientError
 from comptaflow.common.infra import Infra
+from comptaflow.common.memory import release_after_batch
 from comptaflow.common.metrics import BATCHES
 from comptaflow.common.progress import BatchReporter, mark_failed
 from comptaflow.common.warehouse import Warehouse
@@ -72,7 +73,10 @@ class LoadHandler:
             else:
                 await self._give_up(event, "INTERNAL_ERROR", f"load failed after {self._limit} attempts: {cause!r}")
 
-        await or_give_up(work(), delivery=delivery, limit=self._limit, give_up=give_up)
+        try:
+            await or_give_up(work(), delivery=delivery, limit=self._limit, give_up=give_up)
+        finally:
+            await release_after_batch(self._infra.settings)
 
     async def _load(self, event: LoadRequested) -> None:
         pool = self._infra.db

@@ -28,6 +28,7 @@ from comptaflow.common.contracts import BatchKind, BatchStatus, BatchUploaded, L
 from comptaflow.common.db import Conn
 from comptaflow.common.errors import InvalidMessage, NotFound
 from comptaflow.common.infra import Infra
+from comptaflow.common.memory import release_after_batch
 from comptaflow.common.metrics import BATCHES, VALIDATION_SECONDS
 from comptaflow.common.progress import BatchReporter, mark_failed
 from comptaflow.common.tenants import get_tenant
@@ -58,7 +59,10 @@ class ValidationHandler:
             reason = str(cause) if permanent else f"validation failed after {self._limit} attempts: {cause!r}"
             await self._give_up(event, reason)
 
-        await or_give_up(self._handle(event), delivery=delivery, limit=self._limit, give_up=give_up)
+        try:
+            await or_give_up(self._handle(event), delivery=delivery, limit=self._limit, give_up=give_up)
+        finally:
+            await release_after_batch(self._infra.settings)
 
     async def _handle(self, event: BatchUploaded) -> None:
         pool = self._infra.db
