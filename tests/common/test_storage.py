@@ -10,7 +10,7 @@ import pytest
 
 from comptaflow.cli.embedded import S3Endpoint, free_port
 from comptaflow.common.errors import DependencyUnavailable, NotFound
-from comptaflow.common.storage import PART_SIZE, Storage, StoredObject
+from comptaflow.common.storage import CHECKS_PREFIX, PART_SIZE, Storage, StoredObject
 
 pytestmark = pytest.mark.infra
 
@@ -61,6 +61,26 @@ async def test_abort_after_parts_were_sent_leaves_no_object_and_no_pending_uploa
     assert await storage.list_keys(prefix) == []
     uploads = await storage.client.list_multipart_uploads(Bucket=storage.bucket, Prefix=prefix)
     assert uploads.get("Uploads", []) == []
+
+
+async def test_the_multipart_check_completes_an_upload_and_leaves_nothing_behind(storage: Storage) -> None:
+    await storage.check_multipart()
+    await storage.check_multipart()
+    assert await storage.list_keys(CHECKS_PREFIX) == []
+    uploads = await storage.client.list_multipart_uploads(Bucket=storage.bucket, Prefix=CHECKS_PREFIX)
+    assert uploads.get("Uploads", []) == []
+
+
+async def test_the_multipart_check_fails_clearly_with_refused_credentials(storage: Storage, s3: S3Endpoint) -> None:
+    refused = Storage(
+        endpoint=s3.endpoint, access_key=s3.access_key, secret_key="not-the-secret", bucket=storage.bucket
+    )
+    await refused.open()
+    try:
+        with pytest.raises(DependencyUnavailable, match=f"multipart upload check in bucket {storage.bucket}: S3 error"):
+            await refused.check_multipart()
+    finally:
+        await refused.close()
 
 
 async def test_put_copy_exists_list_and_delete_prefix(storage: Storage, prefix: str) -> None:

@@ -62,6 +62,10 @@ def make_storage(settings: Settings) -> Storage:
     )
 
 
+ACCEPTS_UPLOADS = ("gateway", "up")
+"""Services that stream uploaded files to the store and check, at start, that they can."""
+
+
 @contextlib.asynccontextmanager
 async def open_infra(
     settings: Settings, *, service: str, bus: Bus | None = None, run_migrations: bool = False
@@ -77,6 +81,8 @@ async def open_infra(
         await storage.open()
         stack.push_async_callback(storage.close)
         await storage.ensure_bucket()
+        if service in ACCEPTS_UPLOADS:
+            await storage.check_multipart()
         the_bus = bus if bus is not None else make_bus(settings, service=service)
         await the_bus.connect()
         stack.push_async_callback(the_bus.close)

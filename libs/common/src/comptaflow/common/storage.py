@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("comptaflow.storage")
 
 PART_SIZE = 8 * 1024 * 1024
+CHECKS_PREFIX = "_checks/"
+"""Keys the service writes to check the store; never a tenant's (tenant ids cannot start with `_`)."""
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
 
 
@@ -182,6 +185,35 @@ class Storage:
         keys = await self.list_keys(prefix)
         await self.delete_keys(keys)
         return len(keys)
+
+    async def check_multipart(self) -> None:
+        """Open, fill, complete and delete a one-byte multipart upload: the path every uploaded file takes.
+
+        A store or credentials that refuse it fail here, when the service starts, rather than on the
+        first upload; SeaweedFS also sets up a bucket's multipart uploads on first use (about 0.2 s),
+        which then happens here."""
+        key = f"{CHECKS_PREFIX}multipart-{uuid.uuid4().hex}"
+        client = self.client
+        try:
+            created = await client.create_multipart_upload(Bucket=self.bucket, Key=key)
+            upload_id = created["UploadId"]
+            try:
+                part = await client.upload_part(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=b"x"
+                )
+                await client.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+                )
+            except BaseException:
+                with contextlib.suppress(ClientError, BotoCoreError):
+                    await client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+                raise
+            await client.delete_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, f"multipart upload check in bucket {self.bucket}") from exc
 
     async def exists(self, key: str) -> bool:
         try:
