@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import subprocess
 import sys
 
@@ -12,26 +11,30 @@ from comptaflow.cli import main as cli
 from comptaflow.common import memory
 from comptaflow.common.settings import Settings
 
-
-def _glibc() -> bool:
-    try:
-        ctypes.CDLL(None).gnu_get_libc_version  # noqa: B018
-    except (OSError, AttributeError):
-        return False
-    return sys.platform.startswith("linux")
-
-
-# In a fresh interpreter: 256 MiB malloc'd, touched, freed; how many MiB stay resident afterwards.
-_CHILD = """
+# What both child interpreters start with: the C allocator, and the resident size in MiB.
+_PRELUDE = """
 import ctypes, sys
-from comptaflow.common.memory import retain_heap
-applied = retain_heap() if sys.argv[1] == "retain" else False
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
 def rss():
     with open("/proc/self/status") as status:
         return next(int(l.split()[1]) for l in status if l.startswith("VmRSS:")) // 1024
+"""
+
+
+def _run_child(code: str, *args: str) -> list[str]:
+    """Run `code` after the prelude in a fresh interpreter; what it printed, split."""
+    done = subprocess.run(  # noqa: S603 — our own interpreter, fixed code
+        [sys.executable, "-c", _PRELUDE + code, *args], capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout.split()
+
+
+# 256 MiB malloc'd, touched, freed; how many MiB stay resident afterwards.
+_CHILD = """
+from comptaflow.common.memory import retain_heap
+applied = retain_heap() if sys.argv[1] == "retain" else False
 before = rss()
 size = 256 * 1024 * 1024
 block = libc.malloc(size)
@@ -43,14 +46,11 @@ print(applied, touched - before, rss() - before)
 
 
 def _resident_after_free(mode: str) -> tuple[str, int, int]:
-    done = subprocess.run(  # noqa: S603 — our own interpreter, fixed code
-        [sys.executable, "-c", _CHILD, mode], capture_output=True, text=True, timeout=60, check=True
-    )
-    applied, touched, after = done.stdout.split()
+    applied, touched, after = _run_child(_CHILD, mode)
     return applied, int(touched), int(after)
 
 
-@pytest.mark.skipif(not _glibc(), reason="glibc's allocator only")
+@pytest.mark.skipif(memory.glibc() is None, reason="glibc's allocator only")
 def test_freed_memory_stays_resident_only_when_retained() -> None:
     applied, touched, after = _resident_after_free("retain")
     assert applied == "True"
@@ -85,14 +85,7 @@ def test_token_and_migrate_leave_the_allocator_alone(monkeypatch: pytest.MonkeyP
 # 256 MiB in 64 KiB blocks (below glibc's mapping threshold, so from the heap), all freed but the last,
 # which keeps the heap's top in use: glibc keeps the freed pages until they are released.
 _FRAGMENTED = """
-import ctypes, sys
 from comptaflow.common.memory import release_freed_memory
-libc = ctypes.CDLL(None)
-libc.malloc.restype = ctypes.c_void_p
-libc.free.argtypes = [ctypes.c_void_p]
-def rss():
-    with open("/proc/self/status") as status:
-        return next(int(l.split()[1]) for l in status if l.startswith("VmRSS:")) // 1024
 before = rss()
 blocks = []
 for _ in range(4096):
@@ -107,12 +100,9 @@ print(kept, released, rss() - before)
 """
 
 
-@pytest.mark.skipif(not _glibc(), reason="glibc's allocator only")
+@pytest.mark.skipif(memory.glibc() is None, reason="glibc's allocator only")
 def test_freed_heap_memory_is_given_back_on_release() -> None:
-    done = subprocess.run(  # noqa: S603 — our own interpreter, fixed code
-        [sys.executable, "-c", _FRAGMENTED], capture_output=True, text=True, timeout=60, check=True
-    )
-    kept, released, after = done.stdout.split()
+    kept, released, after = _run_child(_FRAGMENTED)
     assert int(kept) >= 200  # freed, yet still resident
     assert released == "True"
     assert int(after) < 50

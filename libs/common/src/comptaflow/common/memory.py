@@ -47,7 +47,7 @@ _SETTINGS = (
 
 def retain_heap() -> bool:
     """Configure glibc's allocator to keep freed memory; False (and nothing changed) elsewhere."""
-    libc = _glibc()
+    libc = glibc()
     if libc is None:
         return False
     mallopt = libc.mallopt
@@ -56,7 +56,8 @@ def retain_heap() -> bool:
     return all(mallopt(parameter, value) == 1 for parameter, value in _SETTINGS)
 
 
-def _glibc() -> Any | None:
+def glibc() -> Any | None:
+    """The process's C library when it is glibc (whose allocator this module configures), else None."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -69,7 +70,7 @@ def _glibc() -> Any | None:
 
 def release_freed_memory() -> bool:
     """Return the C heap's free pages to the kernel (`malloc_trim(0)`); False where there is no glibc."""
-    libc = _glibc()
+    libc = glibc()
     if libc is None:
         return False
     libc.malloc_trim.argtypes = [ctypes.c_size_t]
