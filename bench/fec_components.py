@@ -6,9 +6,9 @@
             in 8 MiB parts as the gateway streams it;
   fetch   — the same object read back, as the validator gets it;
   check   — `validate_fec` alone on the file: decode, split, type, every Test Compta Demat check, tables;
-  stage   — the ledger table written as insert-ready Parquet (lz4, one row group) and stored;
+  stage   — the ledger table written as insert-ready Parquet (the validator's `encode_staged`) and stored;
   insert  — that Parquet inserted into the warehouse's `grand_livre` table (chdb, the platform's schema).
-The floor — polars' bare `read_csv`, every column text — runs in its own fresh process, as in `load_fec.py`;
+The floor — polars' bare `read_csv`, every column text — is `load_fec.py`'s, in its own fresh process;
 the steps run in one other process, one after the other. With --runs N both are repeated, interleaved,
 and the medians printed. No orchestration is timed: no HTTP, no bus, no database row, no progress event.
 
@@ -25,32 +25,21 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load_fec import prepare
+from load_fec import CHILD_FLOOR, prepare
 from platform_run import run_child
 
 STEPS = ("store", "fetch", "check", "stage", "insert")
 
-CHILD_FLOOR = """
-import resource, sys, time
-import polars as pl
-def cpu():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-c, t = cpu(), time.perf_counter()
-df = pl.read_csv(sys.argv[1], separator="\\t", infer_schema=False, quote_char=None)
-print(time.perf_counter() - t, cpu() - c, df.height)
-"""
-
 CHILD_STEPS = """
-import asyncio, io, os, resource, sys, time, uuid
+import asyncio, os, resource, sys, time, uuid
 from pathlib import Path
-import polars as pl
 from comptaflow.cli.embedded import EmbeddedS3
-from comptaflow.common.layout import STAGED_ROW_GROUP_ROWS, STAGED_TAGS
+from comptaflow.common.layout import STAGED_TAGS
 from comptaflow.common.storage import Storage
 from comptaflow.common.warehouse import Warehouse
 from comptaflow.common.warehouse.schema import FACTS
 from comptaflow.period_validator.fec import validate_fec
+from comptaflow.period_validator.handler import encode_staged
 
 path, home = Path(sys.argv[1]), Path(sys.argv[2])
 sys.stdout = sys.stderr  # logs; the figures go to the real stdout
@@ -99,14 +88,10 @@ async def main():
         assert not result.errors, result.errors[:3]
 
         staged_as, columns = FACTS["grand_livre"]
-        load_id = str(uuid.uuid4())
+        load_id = uuid.uuid4()
         c = cpu(weed)
         t = time.perf_counter()
-        out = io.BytesIO()
-        result.tables[staged_as].select(
-            pl.lit("bench").alias(STAGED_TAGS[0]), pl.lit(load_id).alias(STAGED_TAGS[1]), *columns
-        ).write_parquet(out, compression="lz4", statistics=False, row_group_size=STAGED_ROW_GROUP_ROWS)
-        staged = out.getvalue()
+        staged = encode_staged(staged_as, result.tables[staged_as], tenant_id="bench", load_id=load_id)
         await storage.put_bytes("staging/grand_livre.parquet", staged)
         times.append(time.perf_counter() - t)
         cpus.append(cpu(weed) - c)
@@ -117,7 +102,7 @@ async def main():
         times.append(time.perf_counter() - t)
         cpus.append(cpu(weed) - c)
         rows = (await warehouse.query("SELECT count() FROM comptaflow.grand_livre WHERE load_id = {l:String}",
-                                      {"l": load_id}))[0][0]
+                                      {"l": str(load_id)}))[0][0]
         assert rows == result.tables[staged_as].height, (rows, result.tables[staged_as].height)
     finally:
         await warehouse.close()
@@ -147,7 +132,7 @@ def main() -> None:
     rows = runs[0][-1]
     print(f"FEC: {summary['lines']:,} lines, {size:.0f} MB; {rows:,.0f} ledger rows inserted; median of {args.runs}")
     print(
-        f"floor   polars read_csv, all text   {floor:6.2f} s   (CPU {statistics.median(f[1] for f in floors):5.2f} s)"
+        f"floor   polars read_csv, all text   {floor:6.2f} s   (CPU {statistics.median(f[3] for f in floors):5.2f} s)"
         f"   runs {', '.join(f'{f[0]:.2f}' for f in floors)}"
     )
     total = cpu_total = 0.0

@@ -35,12 +35,17 @@ from platform_run import Upload, run_child, upload_to_completed
 
 OUT = Path(__file__).resolve().parent / "out"
 
+# Prints: seconds, rows, peak RSS (KiB), CPU seconds of the read (user + system, every thread).
 CHILD_FLOOR = """
 import resource, sys, time
 import polars as pl
-t = time.perf_counter()
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+c, t = cpu(), time.perf_counter()
 df = pl.read_csv(sys.argv[1], separator="\\t", infer_schema=False, quote_char=None)
-print(time.perf_counter() - t, df.height, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+elapsed, used = time.perf_counter() - t, cpu() - c
+print(elapsed, df.height, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, used)
 """
 
 # A careful pandas script: exact amounts, checked dates, balanced entries, typed insert into ClickHouse.

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import Final
 
 import polars as pl
 import structlog
@@ -43,6 +44,25 @@ log = structlog.get_logger("comptaflow.period_validator")
 
 # Share of the progress bar each stage covers.
 DOWNLOADED, PARSED, STORED = 0.10, 0.85, 0.95
+
+
+_STAGED_COLUMNS: Final = dict((*DIMENSIONS.values(), *FACTS.values()))
+"""Each staged table's own columns, in the warehouse table's order."""
+
+
+def encode_staged(table: str, frame: pl.DataFrame, *, tenant_id: str, load_id: uuid.UUID) -> bytes:
+    """A table as the loader forwards it to the warehouse without decoding it: the tag columns (tenant, load =
+    the batch), then the warehouse table's columns in its order, as Parquet."""
+    tags = [
+        pl.lit(value, dtype=pl.String).alias(name)
+        for name, value in zip(shared_layout.STAGED_TAGS, (tenant_id, str(load_id)), strict=True)
+    ]
+    out = io.BytesIO()
+    # Read once, by the warehouse: fast lz4 rather than small zstd, one row group per insert block.
+    frame.select(*tags, *_STAGED_COLUMNS.get(table, frame.columns)).write_parquet(
+        out, compression="lz4", statistics=False, row_group_size=shared_layout.STAGED_ROW_GROUP_ROWS
+    )
+    return out.getvalue()
 
 
 class ValidationHandler:
@@ -169,27 +189,11 @@ class ValidationHandler:
             await relay
 
     async def _store_tables(self, batch: batches.Batch, result: ValidationResult) -> None:
-        """Stage each table insert-ready: the tag columns (tenant, load = this batch), then the warehouse
-        table's columns in its order, so the loader forwards the bytes to the warehouse without decoding them.
-
-        The Parquet is built in memory and sent in one request (a fraction of the frame's size; quicker than
-        a file sent in parts)."""
-        own_columns = dict((*DIMENSIONS.values(), *FACTS.values()))
-        tags = [
-            pl.lit(value, dtype=pl.String).alias(name)
-            for name, value in zip(shared_layout.STAGED_TAGS, (batch.tenant_id, str(batch.id)), strict=True)
-        ]
-
-        def encode(table: str, frame: pl.DataFrame) -> bytes:
-            out = io.BytesIO()
-            # Read once, by the warehouse: fast lz4 rather than small zstd, one row group per insert block.
-            frame.select(*tags, *own_columns.get(table, frame.columns)).write_parquet(
-                out, compression="lz4", statistics=False, row_group_size=shared_layout.STAGED_ROW_GROUP_ROWS
-            )
-            return out.getvalue()
+        """Stage each table insert-ready (`encode_staged`), built in memory and sent in one request (a
+        fraction of the frame's size; quicker than a file sent in parts)."""
 
         async def store(table: str, frame: pl.DataFrame) -> None:
-            data = await asyncio.to_thread(encode, table, frame)
+            data = await asyncio.to_thread(encode_staged, table, frame, tenant_id=batch.tenant_id, load_id=batch.id)
             await self._infra.storage.put_bytes(shared_layout.staging_key(batch.tenant_id, batch.id, table), data)
 
         await asyncio.gather(*(store(table, frame) for table, frame in result.tables.items()))
