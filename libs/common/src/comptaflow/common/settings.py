@@ -33,6 +33,15 @@ class Settings(BaseSettings):
     clickhouse_url: str | None = None
 
     max_upload_mb: int = Field(default=512, ge=1)
+    # Uploads: a body that stops arriving for this long is answered 408; uploads in flight at once, per
+    # tenant and in all, beyond which a new one is answered 429 with Retry-After (CONTRACT §4).
+    upload_idle_s: float = Field(default=60.0, gt=0)
+    max_uploads_per_tenant: int = Field(default=4, ge=1)
+    max_uploads: int = Field(default=64, ge=1)
+    # Parsing an uploaded file happens in a child process under these budgets (address space, wall clock):
+    # over either, the batch fails with FILE_TOO_COMPLEX naming the budget.
+    parse_memory_mb: int = Field(default=3072, ge=256)
+    parse_timeout_s: float = Field(default=300.0, gt=0)
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     db_pool_max: int = Field(default=10, ge=1)
@@ -41,6 +50,8 @@ class Settings(BaseSettings):
     # messages one worker handles at once.
     delivery_limit: int = Field(default=5, ge=1)
     worker_prefetch: int = Field(default=2, ge=1)
+    # On SIGINT/SIGTERM, how long in-flight messages may go on before they are cancelled and handed back.
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
     # Backups kept per period (the newest): older ones lose their warehouse rows and files.
     backups_keep: int = Field(default=10, ge=1)
     # Keep freed memory in the process between batches (glibc): the next large file reuses it without page

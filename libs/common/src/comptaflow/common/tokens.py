@@ -1,7 +1,14 @@
-"""JWT (HS256) access tokens: claims `sub`, `role`, `tenants`, `exp` (CONTRACT §2)."""
+"""JWT (HS256) access tokens: claims `sub`, `role`, `tenants`, `exp` (CONTRACT §2).
+
+The time claims `exp`, `iat` and `nbf` are NumericDates (RFC 7519 §2): JSON numbers. PyJWT checks them
+with `int(value)`, so on its own it accepts a numeric string (`"exp": "1999999999"`) or a boolean; such a
+token is refused here, because code that reads the claim as a number (a WebSocket's expiry) would
+otherwise see no expiry at all.
+"""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,6 +18,7 @@ import jwt
 
 ALGORITHM = "HS256"
 ALL_TENANTS = "*"
+TIME_CLAIMS = ("exp", "iat", "nbf")
 
 
 class Role(StrEnum):
@@ -59,6 +67,9 @@ def verify(secret: str, token: str) -> Principal:
         )
     except jwt.PyJWTError as exc:
         raise InvalidTokenError(type(exc).__name__) from exc
+    for name in TIME_CLAIMS:
+        if name in claims and not _is_numeric_date(claims[name]):
+            raise InvalidTokenError(name)
     sub, role, tenants = claims.get("sub"), claims.get("role"), claims.get("tenants")
     if not isinstance(sub, str) or not sub:
         raise InvalidTokenError("sub")
@@ -70,10 +81,14 @@ def verify(secret: str, token: str) -> Principal:
         raise InvalidTokenError("role") from exc
     if not isinstance(tenants, list) or not all(isinstance(t, str) for t in tenants):
         raise InvalidTokenError("tenants")
-    expires = claims.get("exp")
-    return Principal(
-        sub=sub,
-        role=parsed_role,
-        tenants=frozenset(tenants),
-        expires_at=float(expires) if isinstance(expires, int | float) else None,
-    )
+    return Principal(sub=sub, role=parsed_role, tenants=frozenset(tenants), expires_at=float(claims["exp"]))
+
+
+def _is_numeric_date(value: object) -> bool:
+    """A JSON number a float can hold: not a bool (an int subclass), a string, nor an int beyond any float."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer literal of hundreds of digits
+        return False

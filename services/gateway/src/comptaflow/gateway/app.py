@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from comptaflow.common.infra import Infra
 from comptaflow.common.outbox import OutboxRelay
+from comptaflow.gateway.admission import UploadSlots
 from comptaflow.gateway.errors import install_error_handlers
 from comptaflow.gateway.observability import ObservabilityMiddleware, redact_server_logs
 from comptaflow.gateway.routes import batches, health, ledger, loads, tenants, ws
@@ -43,7 +44,9 @@ def create_app(infra: Infra, *, jwt_secret: str, relay: bool = True) -> FastAPI:
         raise ValueError("the gateway needs a JWT secret (COMPTAFLOW_JWT_SECRET)")
     hub = StatusHub(infra.bus)
     outbox_relay = OutboxRelay(infra.db, infra.bus) if relay else None
-    state = GatewayState(infra=infra, jwt_secret=jwt_secret, hub=hub, relay=outbox_relay)
+    settings = infra.settings
+    uploads = UploadSlots(per_tenant=settings.max_uploads_per_tenant, total=settings.max_uploads)
+    state = GatewayState(infra=infra, jwt_secret=jwt_secret, hub=hub, relay=outbox_relay, uploads=uploads)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

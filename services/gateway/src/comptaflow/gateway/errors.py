@@ -10,6 +10,10 @@ validation, Starlette's routing, an unreachable dependency):
     HTTPException          — Starlette's 404/405 for unknown routes → NOT_FOUND, METHOD_NOT_ALLOWED, …
     DependencyUnavailable and lost connections (OSError, asyncpg's) → 503 SERVICE_UNAVAILABLE
     anything else                                                → 500 INTERNAL_ERROR (logged)
+
+No answer carries the text of an exception the gateway did not write for the client: it can hold SQL,
+paths, hosts or secrets. Unexpected exceptions, unavailable dependencies and 5xx HTTPExceptions are
+answered with a fixed message; what went wrong is logged (type, text, traceback) for the operator.
 """
 
 from __future__ import annotations
@@ -140,8 +144,20 @@ async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _http_exception(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _code_for_status(exc.status_code)
-    message = exc.detail if isinstance(exc.detail, str) else http.HTTPStatus(exc.status_code).phrase
+    phrase = _phrase(exc.status_code)
+    if exc.status_code >= 500:  # a server-side failure: its detail is for the logs
+        log.error("http_exception", status=exc.status_code, reason=str(exc.detail))
+        message = phrase
+    else:
+        message = exc.detail if isinstance(exc.detail, str) else phrase
     return error_response(exc.status_code, code, message, headers=exc.headers)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "HTTP error"
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

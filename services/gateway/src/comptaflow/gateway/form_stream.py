@@ -7,6 +7,13 @@ order with awaits before feeding the next chunk: at most one chunk of data is he
     PartHeaders(headers)   a part starts; its headers, names lower-cased
     bytes                  a piece of the current part's content (never empty)
     PART_END               the current part is complete
+
+A part header ends at the first CR, even inside a quoted parameter: a raw CRLF in a filename cuts the
+Content-Disposition there (`filename="a.xlsx`, its closing quote lost, which `filename` then cleans) and
+what follows is parsed as another header of the part, or is malformed. A part that so repeats a header
+(a second Content-Disposition, which would otherwise silently replace the first) is malformed too.
+A header line may be up to MAX_PART_HEADER_BYTES long: a 5,000-character file name fits (and is then
+shortened by `filename`), where python-multipart's default (4 KiB) refused it as a malformed body.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from dataclasses import dataclass
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser
+
+MAX_PART_HEADER_BYTES = 32 * 1024  # 5,000 characters of 4 UTF-8 bytes each, and their parameter syntax
 
 
 class MalformedForm(Exception):
@@ -54,7 +63,11 @@ class FormStream:
             "on_end": self._on_end,
         }
         try:
-            self._parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]  # a dict of the TypedDict's keys
+            self._parser = MultipartParser(
+                boundary,
+                callbacks,  # type: ignore[arg-type]  # a dict of the TypedDict's keys
+                max_header_size=MAX_PART_HEADER_BYTES,
+            )
         except FormParserError as exc:
             raise MalformedForm("the multipart boundary is not usable") from exc
 
@@ -77,7 +90,10 @@ class FormStream:
         self._value += data[start:end]
 
     def _on_header_end(self) -> None:
-        self._headers[self._field.decode("latin-1").strip().lower()] = self._value.decode("latin-1").strip()
+        name = self._field.decode("latin-1").strip().lower()
+        if name in self._headers:  # raised through the parser's `write`, out of `feed`
+            raise MalformedForm(f"a part has the header {name[:100]!r} more than once")
+        self._headers[name] = self._value.decode("latin-1").strip()
         self._field.clear()
         self._value.clear()
 

@@ -8,6 +8,7 @@ from starlette.requests import HTTPConnection
 
 from comptaflow.common.infra import Infra
 from comptaflow.common.outbox import OutboxRelay
+from comptaflow.gateway.admission import UploadSlots
 from comptaflow.gateway.status_hub import StatusHub
 
 
@@ -17,6 +18,7 @@ class GatewayState:
     jwt_secret: str
     hub: StatusHub
     relay: OutboxRelay | None
+    uploads: UploadSlots
 
     def wake_relay(self) -> None:
         """Tell the relay a committed outbox row is waiting (it also polls and listens to NOTIFY)."""

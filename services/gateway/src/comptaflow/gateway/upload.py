@@ -5,8 +5,9 @@ The body is never held whole: the request chunks are fed to python-multipart's s
 computed on the way) under `{tenant}/incoming/{batch_id}/{field}{ext}`. Only the first bytes of each
 file are held back until `sniff` has recognised its kind.
 
-The first problem stops the upload with an `UploadRejected` (a 422 for the client), after everything
-written so far has been aborted or deleted: a rejected upload stores nothing.
+The first problem stops the upload with an `UploadRejected` (a 422 for the client), or an
+`UploadTimedOut` (a 408) when the body stops arriving for `idle_s` between two chunks, after everything
+written so far has been aborted or deleted: a refused upload stores nothing.
 
     BAD_MULTIPART     the body is not well-formed multipart (no boundary, a part without a name, truncated)
     UNKNOWN_FIELD     a field that is neither a batch file nor an option
@@ -19,10 +20,13 @@ written so far has been aborted or deleted: a rejected upload stores nothing.
     FILE_TOO_LARGE    a file over COMPTAFLOW_MAX_UPLOAD_MB (reading stops at once), or a declared
                       Content-Length no valid upload can reach
     INVALID_FIELD     a bad `auto_load`, `period_start` or `period_end` value
+    UPLOAD_TIMEOUT    (408) no byte of the body for COMPTAFLOW_UPLOAD_IDLE_S: a stalled client would
+                      otherwise hold its connection, its slot and an open S3 multipart upload forever
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -37,6 +41,7 @@ from comptaflow.common.batches import BatchFile
 from comptaflow.common.contracts import BatchKind
 from comptaflow.common.storage import ObjectWriter, Storage
 from comptaflow.gateway.errors import Refusal
+from comptaflow.gateway.filename import clean_filename
 from comptaflow.gateway.form_stream import FormEvent, FormStream, MalformedForm, PartHeaders
 from comptaflow.gateway.sniff import Verdict, sniff_excel, sniff_fec
 
@@ -49,15 +54,17 @@ TEXT_FIELDS = ("auto_load", "period_start", "period_end")
 ALL_FIELDS = (*FILE_FIELDS, *TEXT_FIELDS)
 
 MAX_TEXT_BYTES = 1024
-MAX_FILENAME_CHARS = 255
 MULTIPART_OVERHEAD = 1024 * 1024  # part headers, boundaries and option fields, generously
 MAX_FILES_IN_BODY = 6  # five Excel files, plus room for one more to be reported as duplicated/mixed
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class UploadRejected(Refusal):
     """The upload is refused (422); nothing of it is stored."""
+
+
+class UploadTimedOut(Refusal):
+    """The body stopped arriving (408); nothing of it is stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,22 +146,23 @@ def _text(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
-def _clean_filename(raw: bytes | None, fallback: str) -> str:
-    name = _text(raw) if raw else ""
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = _CONTROL_CHARS.sub("", name).strip()[:MAX_FILENAME_CHARS]
-    return name or fallback
-
-
 class BatchReceiver:
     """Receives one batch upload; `receive()` either returns every file stored or stores nothing."""
 
     def __init__(
-        self, storage: Storage, *, tenant_id: str, batch_id: uuid.UUID, boundary: bytes, max_file_bytes: int
+        self,
+        storage: Storage,
+        *,
+        tenant_id: str,
+        batch_id: uuid.UUID,
+        boundary: bytes,
+        max_file_bytes: int,
+        idle_s: float,
     ) -> None:
         self._storage = storage
         self._prefix = f"{tenant_id}/incoming/{batch_id}/"
         self._max_file_bytes = max_file_bytes
+        self._idle_s = idle_s
         self._max_body = body_limit(max_file_bytes)
         try:
             self._form = FormStream(boundary)
@@ -170,7 +178,7 @@ class BatchReceiver:
     async def receive(self, chunks: AsyncIterator[bytes]) -> ReceivedBatch:
         try:
             received = 0
-            async for chunk in chunks:
+            while (chunk := await self._next_chunk(chunks, received)) is not None:
                 if not chunk:
                     continue
                 received += len(chunk)
@@ -194,6 +202,24 @@ class BatchReceiver:
         except BaseException:
             await self.discard()
             raise
+
+    async def _next_chunk(self, chunks: AsyncIterator[bytes], received: int) -> bytes | None:
+        """The next piece of the body (None at its end), waited for at most `idle_s`.
+
+        Only the wait for the client is timed, not the time spent storing what it sent: the limit is on
+        idleness, so a large upload on a slow but steady link is never cut.
+        """
+        try:
+            async with asyncio.timeout(self._idle_s):
+                return await anext(chunks)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            raise UploadTimedOut(
+                "UPLOAD_TIMEOUT",
+                f"the request body stopped arriving: nothing received for {self._idle_s:g} s (the upload idle limit)",
+                {"idle_limit_s": self._idle_s, "received_bytes": received},
+            ) from None
 
     async def discard(self) -> None:
         """Abort the file being written and delete those already stored (best effort, idempotent)."""
@@ -228,7 +254,9 @@ class BatchReceiver:
         if name in FILE_FIELDS:
             self._check_not_mixed(name)
             sniffer = sniff_fec if name == FEC_FIELD else sniff_excel
-            self._part = _FilePart(name, _clean_filename(params.get(b"filename"), name), sniffer)
+            raw_filename = params.get(b"filename")
+            filename = clean_filename(_text(raw_filename) if raw_filename else "", name)
+            self._part = _FilePart(name, filename, sniffer)
         elif name in TEXT_FIELDS:
             self._part = _TextPart(name)
         else:

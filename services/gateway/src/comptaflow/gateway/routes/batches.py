@@ -15,10 +15,13 @@ from starlette.requests import ClientDisconnect
 from comptaflow.common import batches, outbox, tenants
 from comptaflow.common.contracts import BatchUploaded
 from comptaflow.common.metrics import BATCHES, UPLOAD_BYTES
+from comptaflow.common.tokens import Principal
 from comptaflow.gateway import upload
+from comptaflow.gateway.admission import RETRY_AFTER_S, TooManyUploads
 from comptaflow.gateway.auth import CurrentPrincipal, State, require_visible, require_writer
 from comptaflow.gateway.errors import ApiError, error_responses, not_found, uuid_or_404
 from comptaflow.gateway.schemas import BatchAccepted, BatchOut, BatchPage
+from comptaflow.gateway.state import GatewayState
 
 router = APIRouter(prefix="/api/v1", tags=["batches"])
 log = structlog.get_logger("comptaflow.gateway.batches")
@@ -39,6 +42,15 @@ Files are recognised by their content, not their name. Any problem → 422 with 
 nothing stored; `error.code` is one of `MISSING_FILE` (`details.missing` lists the fields),
 `DUPLICATE_FIELD`, `UNKNOWN_FIELD`, `MIXED_FIELDS`, `EMPTY_FILE`, `NOT_EXCEL`, `NOT_FEC`,
 `FILE_TOO_LARGE` (each file ≤ `COMPTAFLOW_MAX_UPLOAD_MB`), `INVALID_FIELD`, `BAD_MULTIPART`.
+
+**Limits** — a body that stops arriving for `COMPTAFLOW_UPLOAD_IDLE_S` seconds (default 60, measured
+between two chunks) → 408 `UPLOAD_TIMEOUT`, and the connection is closed. More uploads in flight than
+`COMPTAFLOW_MAX_UPLOADS_PER_TENANT` (default 4) for the tenant, or `COMPTAFLOW_MAX_UPLOADS` (default 64)
+in this gateway → 429 `TOO_MANY_UPLOADS` with `Retry-After` (seconds), before the body is read. In
+both cases nothing is stored.
+
+File names are kept for display only (`files[].filename`): NFC, without control or invisible
+formatting characters, at most 255 characters (the extension kept).
 
 The batch is then validated asynchronously: follow it with `GET /api/v1/batches/{{batch_id}}` or the
 WebSocket `/api/v1/ws`.
@@ -73,7 +85,7 @@ MAX_PAGE = 200
     summary="Upload a batch (five Excel files or one FEC)",
     description=_UPLOAD_DESCRIPTION,
     openapi_extra=_UPLOAD_BODY,
-    responses=error_responses(401, 403, 404, 422, 503),
+    responses=error_responses(401, 403, 404, 408, 422, 429, 503),
 )
 async def upload_batch(tenant_id: str, request: Request, who: CurrentPrincipal, state: State) -> BatchAccepted:
     # Everything that can be refused without the body is refused before reading it.
@@ -82,25 +94,46 @@ async def upload_batch(tenant_id: str, request: Request, who: CurrentPrincipal, 
         if await tenants.get_tenant(conn, tenant_id) is None:
             raise not_found("tenant")
     require_writer(who)
-    max_file_bytes = state.infra.settings.max_upload_bytes
     try:
         boundary = upload.boundary_of(request.headers.get("content-type"))
-        upload.check_content_length(request.headers.get("content-length"), max_file_bytes)
+        upload.check_content_length(request.headers.get("content-length"), state.infra.settings.max_upload_bytes)
     except upload.UploadRejected as exc:
         raise _rejected(exc) from None
+    try:
+        with state.uploads.claim(tenant_id):
+            return await _receive(tenant_id, request, who, state, boundary)
+    except TooManyUploads as exc:
+        log.info("upload_refused_busy", code=exc.code, **exc.details)
+        raise ApiError(429, exc.code, exc.message, exc.details, headers={"Retry-After": str(RETRY_AFTER_S)}) from None
 
+
+async def _receive(
+    tenant_id: str, request: Request, who: Principal, state: GatewayState, boundary: bytes
+) -> BatchAccepted:
+    """Stream the body to storage, then record the batch and its event in one transaction."""
+    settings = state.infra.settings
     batch_id = uuid.uuid4()
     structlog.contextvars.bind_contextvars(batch_id=str(batch_id))
-    receiver = upload.BatchReceiver(
-        state.infra.storage, tenant_id=tenant_id, batch_id=batch_id, boundary=boundary, max_file_bytes=max_file_bytes
-    )
     # On a refusal we answer at once, without reading the rest of the body: uvicorn (httptools)
     # discards what the client still sends and keeps the connection, so the client reads the 422.
     chunks = request.stream()
     try:
+        receiver = upload.BatchReceiver(  # refuses a boundary the parser cannot use (e.g. over 256 bytes)
+            state.infra.storage,
+            tenant_id=tenant_id,
+            batch_id=batch_id,
+            boundary=boundary,
+            max_file_bytes=settings.max_upload_bytes,
+            idle_s=settings.upload_idle_s,
+        )
         received = await receiver.receive(chunks)
     except upload.UploadRejected as exc:
         raise _rejected(exc) from None
+    except upload.UploadTimedOut as exc:
+        # Left open, the connection would wait for the rest of the body: uvicorn discards it, and every
+        # byte a client trickles cancels its keep-alive timer. The client is idle, so closing loses nothing.
+        log.info("upload_timed_out", code=exc.code, reason=exc.message)
+        raise ApiError(408, exc.code, exc.message, exc.details, headers={"Connection": "close"}) from None
     except ClientDisconnect:
         # The receiver has already removed what was stored; nobody is left to read the answer.
         log.info("upload_abandoned_by_client")
