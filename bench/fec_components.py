@@ -39,7 +39,7 @@ from comptaflow.common.storage import Storage
 from comptaflow.common.warehouse import Warehouse
 from comptaflow.common.warehouse.schema import FACTS
 from comptaflow.period_validator.fec import validate_fec
-from comptaflow.period_validator.handler import encode_staged
+from comptaflow.period_validator.parsing import encode_staged
 
 path, home = Path(sys.argv[1]), Path(sys.argv[2])
 sys.stdout = sys.stderr  # logs; the figures go to the real stdout

@@ -283,8 +283,8 @@ async def test_unfinished_batches_without_a_pending_event_are_announced_again(pr
     already = BatchUploaded(tenant_id=tenant, batch_id=ids["pending-with-event"], kind=BatchKind.FEC)
     await commit(private_pool, already)
 
-    assert await reannounce_unfinished(private_pool) == 2
-    assert await reannounce_unfinished(private_pool) == 0  # their events are pending now
+    assert await reannounce_unfinished(private_pool, limit=5) == 2
+    assert await reannounce_unfinished(private_pool, limit=5) == 0  # their events are pending now
 
     bus = RecordingBus()
     assert await OutboxRelay(private_pool, bus).relay_once() == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import uuid
 from datetime import UTC, date, datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -20,6 +21,7 @@ from comptaflow.loader.staging import _prepare
 from comptaflow.period_validator.excel.schemas import LEDGER, SCHEMAS
 from comptaflow.period_validator.findings import FileKind, ValidationResult
 from comptaflow.period_validator.handler import ValidationHandler
+from comptaflow.period_validator.parsing import encode_staged
 from tests.loader.support import FEC_ONLY_NULLS, ledger, staged_parquet
 
 TENANT = "acme"
@@ -107,9 +109,10 @@ class _Storage:
         self.objects[key] = data
 
 
-async def test_what_the_validator_stages_the_loader_forwards_untouched() -> None:
+async def test_what_the_validator_stages_the_loader_forwards_untouched(tmp_path: Path) -> None:
     storage = _Storage()
-    infra = cast(Infra, SimpleNamespace(settings=SimpleNamespace(delivery_limit=5), storage=storage))
+    settings = SimpleNamespace(delivery_limit=5, parse_memory_mb=3072, parse_timeout_s=60.0)
+    infra = cast(Infra, SimpleNamespace(settings=settings, storage=storage))
     tables = {kind.value: pl.DataFrame(schema=SCHEMAS[kind]) for kind in FileKind}
     tables[FileKind.GRAND_LIVRE_COMPTES.value] = _ledger().select(LEDGER.names()).cast(LEDGER)
     result = ValidationResult(tables=tables)
@@ -132,7 +135,11 @@ async def test_what_the_validator_stages_the_loader_forwards_untouched() -> None
         status_seq=1,
         options={},
     )
-    await ValidationHandler(infra)._store_tables(batch, result)
+    staged = {}
+    for table, frame in result.tables.items():
+        staged[table] = tmp_path / f"{table}.parquet"
+        staged[table].write_bytes(encode_staged(table, frame, tenant_id=TENANT, load_id=LOAD))
+    await ValidationHandler(infra)._store_tables(batch, staged)
 
     assert len(storage.objects) == len(DIMENSIONS) + len(FACTS)
     for table, (staged_as, columns) in {**DIMENSIONS, **FACTS}.items():

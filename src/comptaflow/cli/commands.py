@@ -79,16 +79,18 @@ async def up(settings: Settings) -> int:
         settings = settings.model_copy(update=updates)
         infra = await stack.enter_async_context(open_infra(settings, service="up", run_migrations=True))
         if isinstance(infra.bus, MemoryBus):
-            # In-memory queues did not survive the last stop: announce unfinished batches again.
-            await reannounce_unfinished(infra.db)
+            # In-memory queues did not survive the last stop: announce unfinished batches again (those
+            # whose validation was started delivery_limit times already are failed instead).
+            await reannounce_unfinished(infra.db, limit=settings.delivery_limit)
         work_dir = home / "tmp"
         work_dir.mkdir(exist_ok=True)
         validator = PeriodValidator(infra, work_dir=work_dir)
         await validator.start()
-        stack.push_async_callback(validator.stop)
+        grace = settings.shutdown_grace_s
+        stack.push_async_callback(lambda: validator.stop(grace=grace))
         loader = Loader(infra)
         await loader.start()
-        stack.push_async_callback(loader.stop)
+        stack.push_async_callback(lambda: loader.stop(grace=grace))
         assert settings.jwt_secret is not None
         http = HttpServer(
             create_app(infra, jwt_secret=settings.jwt_secret.get_secret_value()),
@@ -132,6 +134,6 @@ async def serve(settings: Settings, service: str, *, jwt_secret: str) -> int:
         await worker.start()
         log.info("worker_started", service=service, health_port=health.port)
         await stop.wait()
-        await worker.stop()
+        await worker.stop(grace=settings.shutdown_grace_s)
         await health.stop()
     return 0

@@ -6,6 +6,13 @@
 Every transition is one guarded UPDATE (`WHERE status = ANY(allowed sources)`): a status never goes
 backwards and a finished batch is never redone. VALIDATING → VALIDATING and PROCESSING → PROCESSING
 are allowed so a worker can take over a message redelivered after its predecessor died.
+
+A worker starts its work with `claim()`, which counts the attempt (`attempts`) in the claiming UPDATE:
+a worker killed mid-way leaves its count behind, where neither the in-process bus (nothing survives a
+restart) nor every broker (a consumer that died is not always a delivery) keeps one. So a batch whose
+work kills its worker is claimed at most `limit` times, then abandoned (FAILED with the reason).
+`attempts` counts the claims since the batch entered its current status: a move to another status
+to work from resets it, a final status keeps the last count.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import asyncpg
 
 from comptaflow.common.contracts import BatchKind, BatchStatus
 from comptaflow.common.db import Conn
+from comptaflow.common.errors import PermanentError
 
 S = BatchStatus
 TRANSITIONS: dict[BatchStatus, frozenset[BatchStatus]] = {
@@ -35,6 +43,23 @@ TRANSITIONS: dict[BatchStatus, frozenset[BatchStatus]] = {
 def sources_of(target: BatchStatus) -> list[str]:
     """The statuses from which `target` may be reached."""
     return [s.value for s, targets in TRANSITIONS.items() if target in targets]
+
+
+# What a worker does while a batch is in each claimable status, as the reason of an abandoned batch says it.
+_WORK: dict[BatchStatus, str] = {S.VALIDATING: "validation", S.PROCESSING: "loading"}
+
+
+class AttemptsExhausted(PermanentError):
+    """The work of a batch was started `limit` times without finishing: it is abandoned, not tried again."""
+
+
+def abandoned_reason(status: BatchStatus, attempts: int) -> str:
+    """Why a batch whose work in `status` was started `attempts` times is abandoned (no exception text:
+    each attempt ended with its process, so there is none to give)."""
+    return (
+        f"{_WORK[status]} was started {attempts} times without finishing (the worker stopped each time);"
+        " the batch is abandoned"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +185,7 @@ async def transition(
             status = $2, stage = $3, progress = $4,
             period_start = COALESCE($5, period_start), period_end = COALESCE($6, period_end),
             errors = COALESCE($7, errors), warnings = COALESCE($8, warnings), stats = COALESCE($9, stats),
+            attempts = CASE WHEN status = $2 OR $2 IN ('COMPLETED', 'FAILED') THEN attempts ELSE 0 END,
             status_seq = status_seq + 1, updated_at = now()
         WHERE id = $1 AND status = ANY($10::text[])
         RETURNING {_COLUMNS}
@@ -176,6 +202,60 @@ async def transition(
         sources_of(target),
     )
     return None if row is None else _batch(row)
+
+
+async def claim(
+    conn: Conn, batch_id: uuid.UUID, target: BatchStatus, *, stage: str, progress: float, limit: int
+) -> Batch | None:
+    """Move a batch to `target` to work on it, counting the attempt in the same UPDATE.
+
+    None if its status does not allow it (already past this step, or no batch). Raises `AttemptsExhausted`
+    when the batch was claimed for `target` `limit` times already: the caller fails it with the reason
+    (`or_give_up`) instead of running, for the `limit + 1`-th time, work that never finished.
+    """
+    # _COLUMNS is a constant of this module; every value is a bound parameter.
+    row = await conn.fetchrow(
+        f"""
+        UPDATE batches SET status = $2, stage = $3, progress = $4, attempts = attempts + 1,
+               status_seq = status_seq + 1, updated_at = now()
+        WHERE id = $1 AND status = ANY($5::text[]) AND attempts < $6
+        RETURNING {_COLUMNS}
+        """,  # noqa: S608
+        batch_id,
+        target.value,
+        stage,
+        progress,
+        sources_of(target),
+        limit,
+    )
+    if row is not None:
+        return _batch(row)
+    attempts: int | None = await conn.fetchval(
+        "SELECT attempts FROM batches WHERE id = $1 AND status = ANY($2::text[])", batch_id, sources_of(target)
+    )
+    if attempts is not None:
+        raise AttemptsExhausted(abandoned_reason(target, attempts))
+    return None
+
+
+async def abandon_exhausted(conn: Conn, status: BatchStatus, *, limit: int) -> list[Batch]:
+    """Fail every batch in `status` claimed `limit` times already, with the reason; return them (FAILED).
+
+    For a start-up that would otherwise hand such a batch to a worker again (`reannounce_unfinished`);
+    call it inside a transaction, which keeps the rows locked from their selection to their failure.
+    """
+    rows = await conn.fetch(
+        "SELECT id, attempts FROM batches WHERE status = $1 AND attempts >= $2 ORDER BY created_at, id FOR UPDATE",
+        status.value,
+        limit,
+    )
+    failed: list[Batch] = []
+    for row in rows:
+        error = {"code": "INTERNAL_ERROR", "message": abandoned_reason(status, row["attempts"])}
+        done = await transition(conn, row["id"], S.FAILED, stage="failed", progress=1.0, errors=[error])
+        if done is not None:
+            failed.append(done)
+    return failed
 
 
 async def record_progress(

@@ -14,11 +14,13 @@ import contextlib
 import asyncpg
 import structlog
 
+from comptaflow.common import batches
 from comptaflow.common.bus import Bus
 from comptaflow.common.bus.base import AnyEvent
+from comptaflow.common.contracts import BatchKind, BatchStatus, BatchUploaded
 from comptaflow.common.db import CONNECTION_ERRORS, Conn
 from comptaflow.common.errors import TransientError
-from comptaflow.common.metrics import OUTBOX_PENDING
+from comptaflow.common.metrics import BATCHES, OUTBOX_PENDING
 
 log = structlog.get_logger("comptaflow.outbox")
 
@@ -102,15 +104,17 @@ class OutboxRelay:
         return len(rows)
 
 
-async def reannounce_unfinished(pool: asyncpg.Pool) -> int:
+async def reannounce_unfinished(pool: asyncpg.Pool, *, limit: int) -> int:
     """Re-enqueue `batch.uploaded` for batches left PENDING or VALIDATING with no pending event.
 
     Only for the in-process bus, whose queued messages do not survive a restart: the validator's
-    guarded transitions make a duplicate harmless.
+    guarded transitions make a duplicate harmless. A batch whose validation was started `limit` times
+    already (each start ended by the process dying: a file that kills it) is failed with the reason
+    instead of being run again, so a restart cannot loop on it. Its final status is on its row; no
+    status event is sent, since no one can be subscribed before the gateway starts.
     """
-    from comptaflow.common.contracts import BatchKind, BatchUploaded
-
     async with pool.acquire() as conn, conn.transaction():
+        abandoned = await batches.abandon_exhausted(conn, BatchStatus.VALIDATING, limit=limit)
         rows = await conn.fetch(
             """
             SELECT b.id, b.tenant_id, b.kind, b.auto_load FROM batches b
@@ -131,6 +135,9 @@ async def reannounce_unfinished(pool: asyncpg.Pool) -> int:
                     auto_load=row["auto_load"],
                 ),
             )
+    for batch in abandoned:
+        BATCHES.labels(batch.kind.value, BatchStatus.FAILED.value).inc()
+        log.warning("exhausted_batch_abandoned", batch_id=str(batch.id), tenant_id=batch.tenant_id)
     if rows:
         log.info("unfinished_batches_reannounced", count=len(rows))
     return len(rows)

@@ -2,7 +2,8 @@
 
 A load, under the tenant's advisory lock:
 
-    claim      VALIDATED → PROCESSING (PROCESSING → PROCESSING: take over after a crash); else ack
+    claim      VALIDATED → PROCESSING (PROCESSING → PROCESSING: take over after a crash); else ack;
+               counted with the batch: one claim past the delivery limit fails it (LOAD_FAILED)
     download   the staged Parquet tables
     dimensions plan_comptes, plan_tiers, code_journal     ─┐ rows tagged load_id = batch id, after
     facts      grand_livre, grand_livre_tiers              ─┘ deleting any rows of this load_id
@@ -86,7 +87,10 @@ class LoadHandler:
                 raise NotFound(f"batch {event.batch_id} does not exist")
             if batch.tenant_id != event.tenant_id:
                 raise InvalidMessage("the message names another tenant than the batch's")
-            claimed = await batches.transition(conn, batch.id, BatchStatus.PROCESSING, stage="claim", progress=CLAIMED)
+            # Counts the attempt; one claim too many raises AttemptsExhausted (the batch is then failed).
+            claimed = await batches.claim(
+                conn, batch.id, BatchStatus.PROCESSING, stage="claim", progress=CLAIMED, limit=self._limit
+            )
         if claimed is None:
             log.info("batch_already_handled", status=batch.status.value)
             return

@@ -40,6 +40,7 @@ class Code(StrEnum):
     TOTAL_MISMATCH = "TOTAL_MISMATCH"
     FEC_COLUMNS = "FEC_COLUMNS"
     FEC_FORMAT = "FEC_FORMAT"
+    FILE_TOO_COMPLEX = "FILE_TOO_COMPLEX"  # over a parsing limit (memory, time, cells, inflated size); names it
     INVALID_VALUE = "INVALID_VALUE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     # warnings
@@ -71,6 +72,10 @@ class Finding:
         if self.details:
             out["details"] = self.details
         return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        return cls(Code(data["code"]), data["message"], data.get("file"), data.get("row"), data.get("details"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,22 +3,28 @@
 A redelivered message for a batch that is already VALIDATED or FAILED is acknowledged without
 redoing anything; one whose predecessor died mid-way (batch still VALIDATING) is validated again.
 When the last delivery attempt fails, the batch is marked FAILED before the message is dead-lettered.
+
+The files are read in a child process under the parsing budgets (`comptaflow.common.sandbox`, the work in
+`parsing`): whatever a file does to its reader — exhaust memory, hang, crash it — ends that child, and the
+batch fails with a finding that names what happened (FILE_TOO_COMPLEX with the budget). Such a failure is
+final (the same file would do the same again). The child writes the staged tables as files in the batch's
+temporary folder, which this process uploads; the folder goes on every path, and folders of dead processes
+are removed when a validator starts (`remove_stale_folders`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
+import os
+import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Final
+from typing import Any, Final
 
-import polars as pl
 import structlog
 
 from comptaflow.common import batches, outbox
@@ -27,14 +33,14 @@ from comptaflow.common.bus import Delivery
 from comptaflow.common.bus.base import AnyEvent, or_give_up
 from comptaflow.common.contracts import BatchKind, BatchStatus, BatchUploaded, LoadRequested
 from comptaflow.common.db import Conn
-from comptaflow.common.errors import InvalidMessage, NotFound
+from comptaflow.common.errors import InvalidMessage, NotFound, PermanentError
 from comptaflow.common.infra import Infra
 from comptaflow.common.memory import release_after_batch
 from comptaflow.common.metrics import BATCHES, VALIDATION_SECONDS
 from comptaflow.common.progress import BatchReporter, mark_failed
+from comptaflow.common.sandbox import ChildCrashed, ChildFailed, OverBudget, Sandbox
 from comptaflow.common.tenants import get_tenant
-from comptaflow.common.warehouse.schema import DIMENSIONS, FACTS
-from comptaflow.period_validator import layout
+from comptaflow.period_validator import layout, parsing
 from comptaflow.period_validator.findings import Code, FileKind, Finding, ValidationResult
 from comptaflow.period_validator.periods import overlap_findings
 
@@ -46,23 +52,32 @@ log = structlog.get_logger("comptaflow.period_validator")
 DOWNLOADED, PARSED, STORED = 0.10, 0.85, 0.95
 
 
-_STAGED_COLUMNS: Final = dict((*DIMENSIONS.values(), *FACTS.values()))
-"""Each staged table's own columns, in the warehouse table's order."""
+TEMP_PREFIX: Final = "cf-validate-"
+"""A batch's temporary folder is `cf-validate-<pid>-<random>`: the pid tells a dead run's folders apart."""
 
 
-def encode_staged(table: str, frame: pl.DataFrame, *, tenant_id: str, load_id: uuid.UUID) -> bytes:
-    """A table as the loader forwards it to the warehouse without decoding it: the tag columns (tenant, load =
-    the batch), then the warehouse table's columns in its order, as Parquet."""
-    tags = [
-        pl.lit(value, dtype=pl.String).alias(name)
-        for name, value in zip(shared_layout.STAGED_TAGS, (tenant_id, str(load_id)), strict=True)
-    ]
-    out = io.BytesIO()
-    # Read once, by the warehouse: fast lz4 rather than small zstd, one row group per insert block.
-    frame.select(*tags, *_STAGED_COLUMNS.get(table, frame.columns)).write_parquet(
-        out, compression="lz4", statistics=False, row_group_size=shared_layout.STAGED_ROW_GROUP_ROWS
-    )
-    return out.getvalue()
+def remove_stale_folders(work_dir: Path | None) -> int:
+    """Remove the temporary folders that validators which are no longer running left behind (killed)."""
+    removed = 0
+    for folder in Path(work_dir or tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
+        owner = folder.name.removeprefix(TEMP_PREFIX).split("-", 1)[0]
+        if owner.isdigit() and int(owner) != os.getpid() and _alive(int(owner)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
+    if removed:
+        log.info("stale_temporary_folders_removed", count=removed)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class ValidationHandler:
@@ -70,13 +85,20 @@ class ValidationHandler:
         self._infra = infra
         self._work_dir = work_dir
         self._limit = infra.settings.delivery_limit
+        self.sandbox = Sandbox(
+            preload=parsing.PRELOAD,
+            memory_mb=infra.settings.parse_memory_mb,
+            timeout_s=infra.settings.parse_timeout_s,
+        )
 
     async def __call__(self, event: AnyEvent, delivery: Delivery) -> None:
         if not isinstance(event, BatchUploaded):
             raise InvalidMessage(f"the period validator does not handle {event.type}")
 
         async def give_up(cause: BaseException, permanent: bool) -> None:
-            reason = str(cause) if permanent else f"validation failed after {self._limit} attempts: {cause!r}"
+            if not permanent:
+                log.error("validation_failed", attempts=self._limit, error=repr(cause))
+            reason = str(cause) if permanent else f"validation failed {self._limit} times; the cause is in the log"
             await self._give_up(event, reason)
 
         try:
@@ -87,8 +109,9 @@ class ValidationHandler:
     async def _handle(self, event: BatchUploaded) -> None:
         pool = self._infra.db
         async with pool.acquire() as conn:
-            claimed = await batches.transition(
-                conn, event.batch_id, BatchStatus.VALIDATING, stage="download", progress=0.01
+            # Counts the attempt; one claim too many raises AttemptsExhausted (the batch is then failed).
+            claimed = await batches.claim(
+                conn, event.batch_id, BatchStatus.VALIDATING, stage="download", progress=0.01, limit=self._limit
             )
             if claimed is None:
                 existing = await batches.get_batch(conn, event.batch_id)
@@ -107,10 +130,10 @@ class ValidationHandler:
         )
         await reporter.announce_batch(claimed, "validation started")
         started = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="cf-validate-", dir=self._work_dir) as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=self._work_dir) as tmp:
             paths = await self._download(batch, Path(tmp))
             await reporter.stage("download", DOWNLOADED, status=BatchStatus.VALIDATING, message="files downloaded")
-            result = await self._validate(batch, paths, reporter)
+            result, staged = await self._validate(batch, paths, Path(tmp), reporter)
             if result.ok and result.period is not None:
                 async with pool.acquire() as conn:
                     result.errors.extend(await overlap_findings(conn, batch.tenant_id, result.period))
@@ -120,7 +143,7 @@ class ValidationHandler:
                 return
             await reporter.stage("store", PARSED, status=BatchStatus.VALIDATING, message="storing normalised tables")
             _, moved = await asyncio.gather(
-                self._store_tables(batch, result), self._declare_files(batch, tenant.name, result)
+                self._store_tables(batch, staged), self._declare_files(batch, tenant.name, result)
             )
         await self._succeed(batch, result, moved, reporter)
 
@@ -134,46 +157,54 @@ class ValidationHandler:
         return paths
 
     async def _validate(
-        self, batch: batches.Batch, paths: dict[str, Path], reporter: BatchReporter
-    ) -> ValidationResult:
-        if batch.kind is BatchKind.FEC:
-            return await self._validate_fec(batch, paths, reporter)
-        missing = [kind for kind in FileKind if kind.value not in paths]
+        self, batch: batches.Batch, paths: dict[str, Path], tmp: Path, reporter: BatchReporter
+    ) -> tuple[ValidationResult, dict[str, Path]]:
+        """Validate in a parsing child: the result, and the staged tables it wrote (when valid)."""
+        expected = ["fec"] if batch.kind is BatchKind.FEC else [kind.value for kind in FileKind]
+        missing = [field for field in expected if field not in paths]
         if missing:
             return ValidationResult(
-                errors=[
-                    Finding(Code.MISSING_FILE, f"the batch has no {kind.value} file", file=kind.value)
-                    for kind in missing
-                ]
-            )
-        from comptaflow.period_validator.excel import validate_excel
+                errors=[Finding(Code.MISSING_FILE, f"the batch has no {field} file", file=field) for field in missing]
+            ), {}
+        period = None
+        if batch.kind is BatchKind.FEC:
+            from comptaflow.period_validator.fec import declared_period
 
-        typed = {FileKind(field): path for field, path in paths.items()}
-        return await self._in_thread(lambda on_progress: validate_excel(typed, on_progress=on_progress), reporter)
+            declared = declared_period(batch.options)
+            period = [declared.start.isoformat(), declared.end.isoformat()] if declared else None
+        out_dir = tmp / "staged"
+        out_dir.mkdir()
+        job: dict[str, Any] = {
+            "kind": batch.kind.value,
+            "paths": {field: str(path) for field, path in paths.items()},
+            "period": period,
+            "out_dir": str(out_dir),
+            "tenant_id": batch.tenant_id,
+            "load_id": str(batch.id),
+        }
+        try:
+            raw = await self._in_child(job, reporter)
+        except OverBudget as exc:
+            log.warning("parse_over_budget", budget=exc.budget, limit=exc.limit)
+            variable = "COMPTAFLOW_PARSE_MEMORY_MB" if exc.budget == "memory" else "COMPTAFLOW_PARSE_TIMEOUT_S"
+            message = f"the files could not be read within the parsing limits: {exc} ({variable})"
+            return ValidationResult(
+                errors=[Finding(Code.FILE_TOO_COMPLEX, message, details={exc.budget: exc.limit})]
+            ), {}
+        except ChildCrashed as exc:
+            log.warning("parse_crashed", error=str(exc))
+            code = Code.NOT_FEC if batch.kind is BatchKind.FEC else Code.NOT_EXCEL
+            message = f"the files could not be read: {exc}, on a damaged file or one built to crash readers"
+            return ValidationResult(errors=[Finding(code, message)]), {}
+        except ChildFailed as exc:
+            # A defect of ours on this input: the same files would fail the same way, so it is not retried.
+            log.error("validation_raised", kind=exc.kind, error=str(exc))
+            raise PermanentError("an internal error stopped the validation; it is logged with the batch id") from None
+        return parsing.outcome(raw)
 
-    async def _validate_fec(
-        self, batch: batches.Batch, paths: dict[str, Path], reporter: BatchReporter
-    ) -> ValidationResult:
-        from comptaflow.period_validator.fec import declared_period, validate_fec
-
-        if "fec" not in paths:
-            return ValidationResult(errors=[Finding(Code.MISSING_FILE, "the batch has no fec file", file="fec")])
-        return await self._in_thread(
-            lambda on_progress: validate_fec(
-                paths["fec"], period=declared_period(batch.options), on_progress=on_progress
-            ),
-            reporter,
-        )
-
-    async def _in_thread(
-        self, work: Callable[[Callable[[str, float], None]], ValidationResult], reporter: BatchReporter
-    ) -> ValidationResult:
-        """Run a validation in a worker thread, relaying its progress callbacks as status events."""
-        loop = asyncio.get_running_loop()
+    async def _in_child(self, job: dict[str, Any], reporter: BatchReporter) -> Any:
+        """Run `parsing.validate_files` in a parsing child, relaying its progress as status events."""
         updates: asyncio.Queue[tuple[str, float] | None] = asyncio.Queue()
-
-        def on_progress(stage: str, fraction: float) -> None:
-            loop.call_soon_threadsafe(updates.put_nowait, (stage, fraction))
 
         async def relay_progress() -> None:
             while (update := await updates.get()) is not None:
@@ -183,20 +214,21 @@ class ValidationHandler:
 
         relay = asyncio.create_task(relay_progress())
         try:
-            return await asyncio.to_thread(work, on_progress)
+            return await self.sandbox.run(
+                parsing.ENTRY, job, on_progress=lambda stage, fraction: updates.put_nowait((stage, fraction))
+            )
         finally:
             updates.put_nowait(None)
             await relay
 
-    async def _store_tables(self, batch: batches.Batch, result: ValidationResult) -> None:
-        """Stage each table insert-ready (`encode_staged`), built in memory and sent in one request (a
-        fraction of the frame's size; quicker than a file sent in parts)."""
+    async def _store_tables(self, batch: batches.Batch, staged: dict[str, Path]) -> None:
+        """Upload each staged table (insert-ready Parquet written by the child), each in one request."""
 
-        async def store(table: str, frame: pl.DataFrame) -> None:
-            data = await asyncio.to_thread(encode_staged, table, frame, tenant_id=batch.tenant_id, load_id=batch.id)
+        async def store(table: str, path: Path) -> None:
+            data = await asyncio.to_thread(path.read_bytes)
             await self._infra.storage.put_bytes(shared_layout.staging_key(batch.tenant_id, batch.id, table), data)
 
-        await asyncio.gather(*(store(table, frame) for table, frame in result.tables.items()))
+        await asyncio.gather(*(store(table, path) for table, path in staged.items()))
 
     async def _declare_files(self, batch: batches.Batch, tenant_name: str, result: ValidationResult) -> dict[str, str]:
         """Copy the uploaded files to the period's folder; earlier files of the same names go to backup/."""

@@ -16,7 +16,7 @@ from comptaflow.period_validator.excel.ledger import Ledger, read_ledger
 from comptaflow.period_validator.excel.period import compare
 from comptaflow.period_validator.excel.schemas import empty_table
 from comptaflow.period_validator.excel.totals import euros
-from comptaflow.period_validator.excel.workbook import Grid, NotExcel, read_grid
+from comptaflow.period_validator.excel.workbook import Grid, NotExcel, TooComplex, read_grid
 from comptaflow.period_validator.findings import Code, FileKind, Finding, ValidationResult
 
 Progress = Callable[[str, float], None]
@@ -46,6 +46,8 @@ def _read_grid(kind: FileKind, path: Path | None) -> Grid | Finding:
         return Finding(Code.MISSING_FILE, f"the file {kind.value} {missing}", file=kind.value)
     try:
         return read_grid(path)
+    except TooComplex as exc:
+        return Finding(Code.FILE_TOO_COMPLEX, exc.message, file=kind.value)
     except NotExcel as exc:
         return Finding(Code.NOT_EXCEL, exc.message, file=kind.value)
 

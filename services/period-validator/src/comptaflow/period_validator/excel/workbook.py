@@ -3,8 +3,12 @@
 The content decides, not the file name: an OOXML zip (`.xlsx`, `.xlsm`, `.xlsb`), an OpenDocument
 spreadsheet or an OLE2 `.xls`. Before fastexcel sees a zip, its central directory is inspected: more
 than `MAX_DECLARED_BYTES` declared, or a compression ratio above `MAX_RATIO`, is refused as a zip bomb;
-so is a worksheet whose `<dimension>` declares more than `MAX_DECLARED_CELLS` cells (a sheet without
-that optional element is not caught by this guard).
+so is a worksheet whose `<dimension>` declares more than `MAX_DECLARED_CELLS` cells. Those are claims; then
+`inspection` measures what the parts really hold (inflated bytes, cells, the farthest cell, DOCTYPEs) and
+refuses over its limits, `.xls` included. A workbook whose sheets declare up to `SERIAL_INSPECTION_BYTES` is
+inspected before fastexcel opens it; a larger one is inspected while fastexcel reads it (on the other core:
+the inspection streams the XML several times faster than the reader parses it), and a refusal is raised at
+once, leaving the read to die with the process (this runs in a capped child, `comptaflow.common.sandbox`).
 Everything fastexcel raises is translated here into `NotExcel`; nothing else sees its exceptions.
 
 The grid keeps the sheet's geometry: grid row i is sheet row i + 1 (leading empty rows included;
@@ -15,6 +19,7 @@ and hold strings (see `cells` for how numbers and dates are rendered); whitespac
 from __future__ import annotations
 
 import re
+import threading
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -24,6 +29,8 @@ from typing import Any
 import fastexcel
 import polars as pl
 
+from comptaflow.period_validator.excel import inspection
+
 MAX_DECLARED_BYTES = 2 * 1024**3
 MAX_RATIO = 200
 RATIO_MIN_BYTES = 16 * 1024**2
@@ -32,6 +39,9 @@ MAX_MEMBERS = 10_000
 MAX_DECLARED_CELLS = 50_000_000
 """A worksheet whose `<dimension>` spans more cells is refused: the reader allocates the whole
 rectangle (about 32 bytes a cell), so two far-apart cells would otherwise cost gigabytes."""
+
+SERIAL_INSPECTION_BYTES = 64 * 1024**2
+"""Sheets declaring up to this many bytes in all are inspected before the read (a fraction of a second)."""
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -52,6 +62,10 @@ class NotExcel(Exception):
         self.message = message
 
 
+class TooComplex(NotExcel):
+    """The workbook is over a documented parsing limit (FILE_TOO_COMPLEX)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Grid:
     frame: pl.DataFrame
@@ -62,7 +76,7 @@ class Grid:
         return self.frame.height
 
 
-def _check_zip(path: Path) -> None:
+def _check_zip(path: Path) -> int:
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
@@ -83,6 +97,7 @@ def _check_zip(path: Path) -> None:
     if not any(part in names for part in _WORKBOOK_PARTS):
         other = next((what for part, what in _OTHER_DOCUMENTS.items() if part in names), "a zip archive")
         raise NotExcel(f"not a workbook: the file is {other} without a spreadsheet")
+    return sum(member.file_size for member in members if _SHEET_PART.match(member.filename))
 
 
 def _column_number(letters: str) -> int:
@@ -132,16 +147,34 @@ def _describe_other(head: bytes) -> str:
     return "a text file (CSV?) rather than an Excel workbook"
 
 
-def check_container(path: Path) -> None:
-    """Refuse anything that is not a plausible, safe workbook before any parser opens it."""
+def check_container(path: Path) -> int | None:
+    """Refuse anything that is not a plausible workbook by its claims; a zip's declared sheet bytes, or None
+    for an OLE2 file."""
     with path.open("rb") as handle:
         head = handle.read(2048)
     if not head:
         raise NotExcel("the file is empty")
     if head.startswith(_ZIP_MAGIC):
-        _check_zip(path)
-    elif not head.startswith(_OLE_MAGIC):
+        return _check_zip(path)
+    if not head.startswith(_OLE_MAGIC):
+        if b"<!DOCTYPE" in head.upper() and head.lstrip(b"\xef\xbb\xbf").lstrip().startswith(b"<"):
+            raise NotExcel(
+                "refused: the file is XML with a DOCTYPE (entity declarations are not allowed), not an Excel workbook"
+            )
         raise NotExcel(f"not an Excel workbook: {_describe_other(head)}")
+    return None
+
+
+def _inspect(path: Path, declared_sheets: int | None) -> None:
+    try:
+        if declared_sheets is None:
+            inspection.inspect_ole(path)
+        else:
+            inspection.inspect_zip(path)
+    except inspection.TooComplex as exc:
+        raise TooComplex(exc.message) from exc
+    except inspection.InspectionRefused as exc:
+        raise NotExcel(exc.message) from exc
 
 
 def _fastexcel_failure(exc: BaseException) -> NotExcel:
@@ -163,8 +196,29 @@ def _has_data(frame: pl.DataFrame) -> bool:
 
 
 def read_grid(path: Path) -> Grid:
-    """The first sheet holding data, or an empty grid when there is none."""
-    check_container(path)
+    """The first sheet holding data, or an empty grid when there is none (see the module's docstring)."""
+    declared_sheets = check_container(path)
+    if declared_sheets is None or declared_sheets <= SERIAL_INSPECTION_BYTES:
+        _inspect(path, declared_sheets)
+        return _read(path)
+    outcome: list[Grid | BaseException] = []
+
+    def read() -> None:
+        try:
+            outcome.append(_read(path))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read, name="excel-read-inspected", daemon=True)
+    reader.start()
+    _inspect(path, declared_sheets)
+    reader.join()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
+def _read(path: Path) -> Grid:
     try:
         reader = fastexcel.read_excel(path.read_bytes())
         names: list[str] = list(reader.sheet_names)

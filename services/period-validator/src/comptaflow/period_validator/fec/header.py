@@ -74,9 +74,28 @@ def _split(line: str, separator: str, quoted: bool) -> list[str]:
     return [name.strip().strip('"') for name in line.split(separator)]
 
 
+MAX_HEADER_CHARS = 4096
+"""The longest header the standard allows is 22 short names; a longer first line is not a FEC header."""
+
+
+def too_long(first_line: bytes | str) -> ColumnsProblem | None:
+    """The refusal of a first line too long to be a header (checked before it is decoded), else None."""
+    length = len(first_line.rstrip(b"\r\n") if isinstance(first_line, bytes) else first_line.rstrip("\r\n"))
+    if length <= MAX_HEADER_CHARS:
+        return None
+    return ColumnsProblem(
+        f"the first line is {len(first_line):,} {'bytes' if isinstance(first_line, bytes) else 'characters'} long: "
+        f"not a FEC header (at most {MAX_HEADER_CHARS:,} characters)",
+        {"length": len(first_line)},
+        not_fec=True,
+    )
+
+
 def read_header(line: str) -> Layout:
     """Parse the first line (already decoded, BOM removed); raises ColumnsProblem."""
     line = line.rstrip("\r\n")
+    if (problem := too_long(line)) is not None:
+        raise problem
     best: tuple[int, str] | None = None
     for separator in SEPARATORS:
         names = [_fold(name) for name in line.split(separator)]

@@ -79,6 +79,11 @@ def _read(data: bytes, layout: Layout, width: int, *, ragged: bool) -> pl.DataFr
         if "utf-8" in str(exc).lower():
             raise NotUtf8(str(exc)) from exc
         raise
+    except (pl.exceptions.SchemaError, pl.exceptions.NoDataError):
+        # Nothing but blank lines after the header: the reader finds no columns at all.
+        if _body(data).strip():
+            raise
+        return pl.DataFrame(schema=dict.fromkeys(names, pl.String()))
 
 
 def header_line(data: bytes) -> bytes:

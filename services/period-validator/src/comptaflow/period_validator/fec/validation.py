@@ -42,7 +42,7 @@ import polars as pl
 
 from comptaflow.period_validator.excel.schemas import CODE_JOURNAL, LEDGER, PLAN_COMPTES, PLAN_TIERS
 from comptaflow.period_validator.fec import decoding
-from comptaflow.period_validator.fec.header import SEPARATOR_NAMES, ColumnsProblem, Layout, read_header
+from comptaflow.period_validator.fec.header import SEPARATOR_NAMES, ColumnsProblem, Layout, read_header, too_long
 from comptaflow.period_validator.fec.reading import (
     FILE,
     MAX_LINE_FINDINGS,
@@ -446,7 +446,10 @@ def _read_text(raw: bytes) -> tuple[decoding.Decoded, Layout, Lines]:
     while True:
         decoded = decoding.decode(raw, trust_utf8=trusted)
         try:
-            layout = read_header(header_line(decoded.data).decode("utf-8"))
+            first = header_line(decoded.data)
+            if (problem := too_long(first)) is not None:
+                raise problem
+            layout = read_header(first.decode("utf-8"))
             return decoded, layout, split_fields(decoded.data, layout)
         except (NotUtf8, UnicodeDecodeError):
             if not trusted:
