@@ -72,7 +72,12 @@ class LoadHandler:
             if permanent:
                 await self._give_up(event, "LOAD_FAILED", str(cause))
             else:
-                await self._give_up(event, "INTERNAL_ERROR", f"load failed after {self._limit} attempts: {cause!r}")
+                # The cause may be any library's exception text: it goes to the log (with the batch id), not
+                # to the batch's errors, which API clients read.
+                log.error("load_failed", attempts=self._limit, error=repr(cause))
+                await self._give_up(
+                    event, "INTERNAL_ERROR", f"load failed {self._limit} times; the cause is in the log"
+                )
 
         try:
             await or_give_up(work(), delivery=delivery, limit=self._limit, give_up=give_up)
