@@ -310,6 +310,8 @@ async def test_a_period_keeps_its_newest_backups_and_the_older_ones_are_gone(loa
                             assert backup is not None
                             prefixes[backup.batch_id] = backup.s3_prefix
                 await asyncio.sleep(1.1)  # backup folders are named to the second
+            # The pruning of old backups runs after COMPLETED is announced: stopping the loader waits for it.
+            await loader.stop(grace=30)
             async with infra.db.acquire() as conn:
                 [period] = await loads.list_periods(conn, tenant)
             assert period.batch_id == staged[3].batch_id

@@ -45,6 +45,7 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._listener: asyncpg.pool.PoolConnectionProxy[asyncpg.Record] | None = None
 
     def wake(self) -> None:
@@ -54,15 +55,23 @@ class OutboxRelay:
         self._wake.set()
 
     async def start(self) -> None:
+        self._stopping = False
         with contextlib.suppress(*CONNECTION_ERRORS):
             listener = await self._pool.acquire()
             await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
             self._listener = listener
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
-    async def stop(self) -> None:
+    async def stop(self, *, grace: float = 5.0) -> None:
+        """Stop after the pass in progress, if any (its published rows are then deleted, not published again
+        by the next relay); a pass still running after `grace` seconds is cancelled."""
         if self._task is not None:
-            self._task.cancel()
+            self._stopping = True
+            self._wake.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=grace)
+            except TimeoutError:
+                self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         if self._listener is not None:
@@ -72,7 +81,7 @@ class OutboxRelay:
             self._listener = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             # Cleared before the pass, not after: a NOTIFY arriving during the pass (an event committed
             # after its SELECT) must start another pass at once instead of waiting for the poll interval.
             self._wake.clear()
@@ -81,7 +90,7 @@ class OutboxRelay:
             except (TransientError, *CONNECTION_ERRORS, asyncpg.PostgresError) as exc:  # type: ignore[misc]
                 log.warning("outbox_relay_failed", error=repr(exc))
                 relayed = 0
-            if relayed < self._batch_size:
+            if relayed < self._batch_size and not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
 
