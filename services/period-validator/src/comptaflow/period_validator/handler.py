@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
@@ -133,8 +134,13 @@ class ValidationHandler:
         with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=self._work_dir) as tmp:
             paths = await self._download(batch, Path(tmp))
             await reporter.stage("download", DOWNLOADED, status=BatchStatus.VALIDATING, message="files downloaded")
-            result, staged = await self._validate(batch, paths, Path(tmp), reporter)
-            if result.ok and result.period is not None:
+            filing: list[asyncio.Task[tuple[list[Finding], dict[str, str] | None]]] = []
+            result, staged = await self._validate(batch, paths, Path(tmp), reporter, filing=(tenant.name, filing))
+            moved: dict[str, str] | None = None
+            if filing:
+                overlap, moved = await filing[0]
+                result.errors.extend(overlap)
+            elif result.ok and result.period is not None:
                 async with pool.acquire() as conn:
                     result.errors.extend(await overlap_findings(conn, batch.tenant_id, result.period))
             VALIDATION_SECONDS.labels(batch.kind.value).observe(time.perf_counter() - started)
@@ -142,9 +148,13 @@ class ValidationHandler:
                 await self._fail(batch, result, reporter)
                 return
             await reporter.stage("store", PARSED, status=BatchStatus.VALIDATING, message="storing normalised tables")
-            _, moved = await asyncio.gather(
-                self._store_tables(batch, staged), self._declare_files(batch, tenant.name, result)
-            )
+            if moved is None:
+                _, moved = await asyncio.gather(
+                    self._store_tables(batch, staged), self._declare_files(batch, tenant.name, result)
+                )
+            else:
+                await self._store_tables(batch, staged)
+        assert moved is not None
         await self._succeed(batch, result, moved, reporter)
 
     async def _download(self, batch: batches.Batch, tmp: Path) -> dict[str, Path]:
@@ -157,9 +167,18 @@ class ValidationHandler:
         return paths
 
     async def _validate(
-        self, batch: batches.Batch, paths: dict[str, Path], tmp: Path, reporter: BatchReporter
+        self,
+        batch: batches.Batch,
+        paths: dict[str, Path],
+        tmp: Path,
+        reporter: BatchReporter,
+        *,
+        filing: tuple[str, list[asyncio.Task[tuple[list[Finding], dict[str, str] | None]]]],
     ) -> tuple[ValidationResult, dict[str, Path]]:
-        """Validate in a parsing child: the result, and the staged tables it wrote (when valid)."""
+        """Validate in a parsing child: the result, and the staged tables it wrote (when valid).
+
+        When the child reports a valid period before it encodes the tables, the overlap check and the filing
+        of the uploaded files start at once, beside the encoding (`_file_early`, appended to `filing`)."""
         expected = ["fec"] if batch.kind is BatchKind.FEC else [kind.value for kind in FileKind]
         missing = [field for field in expected if field not in paths]
         if missing:
@@ -182,27 +201,55 @@ class ValidationHandler:
             "tenant_id": batch.tenant_id,
             "load_id": str(batch.id),
         }
+        tenant_name, started = filing
+
+        def on_verdict(raw: dict[str, Any]) -> None:
+            started.append(asyncio.create_task(self._file_early(batch, tenant_name, raw)))
+
         try:
-            raw = await self._in_child(job, reporter)
-        except OverBudget as exc:
+            raw = await self._in_child(job, reporter, on_verdict)
+        except (OverBudget, ChildCrashed) as exc:
+            return ValidationResult(errors=[self._unreadable(batch, exc)]), {}
+        except BaseException as exc:
+            # A filing already started runs to its end (a half-done copy would be worse than a finished one).
+            await asyncio.gather(*started, return_exceptions=True)
+            if isinstance(exc, ChildFailed):
+                # A defect of ours on this input: the same files would fail the same way, so it is not retried.
+                log.error("validation_raised", kind=exc.kind, error=str(exc))
+                raise PermanentError(
+                    "an internal error stopped the validation; it is logged with the batch id"
+                ) from None
+            raise
+        return parsing.outcome(raw)
+
+    @staticmethod
+    def _unreadable(batch: batches.Batch, exc: OverBudget | ChildCrashed) -> Finding:
+        """The finding of files whose reading ended its child: over a budget, or crashed."""
+        if isinstance(exc, OverBudget):
             log.warning("parse_over_budget", budget=exc.budget, limit=exc.limit)
             variable = "COMPTAFLOW_PARSE_MEMORY_MB" if exc.budget == "memory" else "COMPTAFLOW_PARSE_TIMEOUT_S"
             message = f"the files could not be read within the parsing limits: {exc} ({variable})"
-            return ValidationResult(
-                errors=[Finding(Code.FILE_TOO_COMPLEX, message, details={exc.budget: exc.limit})]
-            ), {}
-        except ChildCrashed as exc:
-            log.warning("parse_crashed", error=str(exc))
-            code = Code.NOT_FEC if batch.kind is BatchKind.FEC else Code.NOT_EXCEL
-            message = f"the files could not be read: {exc}, on a damaged file or one built to crash readers"
-            return ValidationResult(errors=[Finding(code, message)]), {}
-        except ChildFailed as exc:
-            # A defect of ours on this input: the same files would fail the same way, so it is not retried.
-            log.error("validation_raised", kind=exc.kind, error=str(exc))
-            raise PermanentError("an internal error stopped the validation; it is logged with the batch id") from None
-        return parsing.outcome(raw)
+            return Finding(Code.FILE_TOO_COMPLEX, message, details={exc.budget: exc.limit})
+        log.warning("parse_crashed", error=str(exc))
+        code = Code.NOT_FEC if batch.kind is BatchKind.FEC else Code.NOT_EXCEL
+        return Finding(code, f"the files could not be read: {exc}, on a damaged file or one built to crash readers")
 
-    async def _in_child(self, job: dict[str, Any], reporter: BatchReporter) -> Any:
+    async def _file_early(
+        self, batch: batches.Batch, tenant_name: str, raw: dict[str, Any]
+    ) -> tuple[list[Finding], dict[str, str] | None]:
+        """Once the child has found the batch valid, while it encodes the tables: the overlap check, then the
+        filing of the uploaded files (not when the period overlaps a loaded one)."""
+        result, _ = parsing.outcome(raw)
+        assert result.period is not None
+        async with self._infra.db.acquire() as conn:
+            overlap = await overlap_findings(conn, batch.tenant_id, result.period)
+        if overlap:
+            return overlap, None
+        return [], await self._declare_files(batch, tenant_name, result)
+
+    async def _in_child(
+        self, job: dict[str, Any], reporter: BatchReporter, on_verdict: Callable[[dict[str, Any]], None]
+    ) -> Any:
         """Run `parsing.validate_files` in a parsing child, relaying its progress as status events."""
         updates: asyncio.Queue[tuple[str, float] | None] = asyncio.Queue()
 
@@ -215,7 +262,10 @@ class ValidationHandler:
         relay = asyncio.create_task(relay_progress())
         try:
             return await self.sandbox.run(
-                parsing.ENTRY, job, on_progress=lambda stage, fraction: updates.put_nowait((stage, fraction))
+                parsing.ENTRY,
+                job,
+                on_progress=lambda stage, fraction: updates.put_nowait((stage, fraction)),
+                on_detail=lambda _stage, detail: on_verdict(detail),
             )
         finally:
             updates.put_nowait(None)

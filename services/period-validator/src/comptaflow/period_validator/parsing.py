@@ -58,8 +58,10 @@ def validate_files(
     out_dir: str,
     tenant_id: str,
     load_id: str,
-    on_progress: Callable[[str, float], None],
+    on_progress: Callable[..., None],
 ) -> dict[str, Any]:
+    """Validate the files; when valid, report the verdict (`on_progress("validated", 1.0, verdict)`), then
+    stage the tables in `out_dir`."""
     if kind == "fec":
         from comptaflow.period_validator.fec import validate_fec
 
@@ -70,18 +72,20 @@ def validate_files(
 
         result = validate_excel({FileKind(field): Path(path) for field, path in paths.items()}, on_progress=on_progress)
     staged: dict[str, str] = {}
-    if result.ok and result.period is not None:
-        for table, frame in result.tables.items():
-            target = Path(out_dir) / f"{table}.parquet"
-            target.write_bytes(encode_staged(table, frame, tenant_id=tenant_id, load_id=uuid.UUID(load_id)))
-            staged[table] = str(target)
-    return {
+    verdict = {
         "period": [result.period.start.isoformat(), result.period.end.isoformat()] if result.period else None,
         "errors": [finding.as_dict() for finding in result.errors],
         "warnings": [finding.as_dict() for finding in result.warnings],
         "stats": result.stats,
-        "staged": staged,
     }
+    if result.ok and result.period is not None:
+        # The parent files the uploaded files while the tables are encoded here.
+        on_progress("validated", 1.0, verdict)
+        for table, frame in result.tables.items():
+            target = Path(out_dir) / f"{table}.parquet"
+            target.write_bytes(encode_staged(table, frame, tenant_id=tenant_id, load_id=uuid.UUID(load_id)))
+            staged[table] = str(target)
+    return verdict | {"staged": staged}
 
 
 def outcome(raw: dict[str, Any]) -> tuple[ValidationResult, dict[str, Path]]:
@@ -93,4 +97,4 @@ def outcome(raw: dict[str, Any]) -> tuple[ValidationResult, dict[str, Path]]:
         warnings=[Finding.from_dict(item) for item in raw["warnings"]],
         stats=raw["stats"],
     )
-    return result, {table: Path(path) for table, path in raw["staged"].items()}
+    return result, {table: Path(path) for table, path in raw.get("staged", {}).items()}

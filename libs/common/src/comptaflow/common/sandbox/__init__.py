@@ -11,7 +11,8 @@ learns which of these it was:
 
 Children are warm: a pool keeps `spares` started ahead of time with the heavy modules imported (`preload`),
 so a job does not pay for importing polars. Each child runs exactly one job and exits, giving all its memory
-back; a new spare is started as soon as one is taken. A child's environment is the parent's minus every
+back; a new spare is started when the job is over (started beside it, its imports slowed the parse by a
+second). A child's environment is the parent's minus every
 `COMPTAFLOW_*` and `AWS_*` variable: what parses a hostile file holds no database URL, key or token. Results
 are small JSON values; bulky output (tables) goes through files the work writes in a folder the parent owns.
 
@@ -46,7 +47,6 @@ _MEMORY_SIGNS: Final = ("memory allocation", "memoryerror", "cannot allocate mem
 _CHILD_ENV: Final = {
     "RUST_BACKTRACE": "0",  # a Rust abort prints one line, the one that says why
     "OPENBLAS_NUM_THREADS": "1",  # OpenBLAS (if some library loads it) reserves buffers per thread
-    "MALLOC_ARENA_MAX": "2",  # glibc reserves 64 MiB of address space per arena: keep the cap for real data
 }
 
 Progress = Callable[[str, float], None]
@@ -156,14 +156,19 @@ class Sandbox:
         self._busy: set[_Child] = set()
         self._starting: set[asyncio.Task[None]] = set()
         self._stopped = False
+        self._warm = False
 
     async def start(self) -> None:
+        """Start the spares; from now on a spare is started again after each job (until `stop()`). A sandbox
+        never started spawns a child per job and keeps none."""
         self._stopped = False
+        self._warm = True
         for _ in range(self._spares - len(self._idle)):
             self._idle.append(await self._spawn())
 
     async def stop(self) -> None:
         self._stopped = True
+        self._warm = False
         for task in self._starting:
             task.cancel()
         await asyncio.gather(*self._starting, return_exceptions=True)
@@ -187,7 +192,7 @@ class Sandbox:
         return _Child(process)
 
     def _replenish(self) -> None:
-        if self._stopped or len(self._idle) + len(self._starting) >= self._spares:
+        if not self._warm or self._stopped or len(self._idle) + len(self._starting) >= self._spares:
             return
 
         async def spawn() -> None:
@@ -209,13 +214,22 @@ class Sandbox:
             await child.reap()
         return await self._spawn()
 
-    async def run(self, call: str, kwargs: dict[str, Any], *, on_progress: Progress | None = None) -> Any:
-        """Run `call` ("package.module:function", called with `kwargs` and `on_progress`) in a child."""
+    async def run(
+        self,
+        call: str,
+        kwargs: dict[str, Any],
+        *,
+        on_progress: Progress | None = None,
+        on_detail: Callable[[str, Any], None] | None = None,
+    ) -> Any:
+        """Run `call` ("package.module:function", called with `kwargs` and `on_progress`) in a child.
+
+        `on_progress(stage, fraction)` gets the work's progress; `on_detail(stage, detail)` the detail it
+        attached to a progress report (an intermediate result), if any."""
         if self._stopped:
             raise SandboxError("the sandbox is stopped")
         child = await self._take()
         self._busy.add(child)
-        self._replenish()
         try:
             async with asyncio.timeout(START_TIMEOUT_S):
                 ready = await asyncio.shield(child.ready)
@@ -224,21 +238,28 @@ class Sandbox:
             child.send({"call": call, "kwargs": kwargs, "memory_bytes": self.memory_mb * 1024 * 1024})
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    return await self._follow(child, on_progress)
+                    return await self._follow(child, on_progress, on_detail)
             except TimeoutError:
                 raise OverBudget("time", self.timeout_s) from None
         finally:
             self._busy.discard(child)
+            # The next spare is started once this job is over, not beside it: its imports would take CPU
+            # from the parse (a batch arriving meanwhile starts a child of its own).
+            self._replenish()
             code = await child.reap()
             if code not in (0, -signal.SIGKILL):
                 log.info("sandbox_child_ended", code=code, stderr=list(child.stderr)[-5:])
 
-    async def _follow(self, child: _Child, on_progress: Progress | None) -> Any:
+    async def _follow(
+        self, child: _Child, on_progress: Progress | None, on_detail: Callable[[str, Any], None] | None
+    ) -> Any:
         while (message := await child.read()) is not None:
             if "progress" in message:
+                stage, fraction = message["progress"]
                 if on_progress is not None:
-                    stage, fraction = message["progress"]
                     on_progress(str(stage), float(fraction))
+                if on_detail is not None and "detail" in message:
+                    on_detail(str(stage), message["detail"])
             elif "result" in message:
                 log.info("sandbox_job_done", peak_rss_mib=round(int(message.get("peak_rss", 0)) / 2**20))
                 return message["result"]

@@ -5,8 +5,10 @@ polars and fastexcel take most of a second to import), says it is ready, then wa
 a JSON line `{"call": "package.module:function", "kwargs": {...}, "memory_bytes": N}`. It caps its own
 address space (`RLIMIT_AS`) and core dumps before it calls the function, so whatever the function is given
 cannot take more memory than the budget, then writes JSON lines to the protocol channel — `{"progress":
-[stage, fraction]}` as the function reports them, then `{"result": ...}` or `{"failure": "memory" | "error",
-"type", "message"}` — and exits at once (`os._exit`: threads still running are not waited for).
+[stage, fraction], "detail"?: ...}` as the function reports them (`on_progress(stage, fraction, detail=None)`:
+a detail lets the parent act on an intermediate result while the work goes on), then `{"result": ...}` or
+`{"failure": "memory" | "error", "type", "message"}` — and exits at once (`os._exit`: threads still
+running are not waited for).
 
 The protocol channel is the stdout the parent gave; the child's own fd 1 is pointed at stderr, so nothing a
 library prints can be mistaken for a message. The child dies with its parent (`PR_SET_PDEATHSIG`).
@@ -69,8 +71,8 @@ def main(argv: list[str]) -> None:
     job = json.loads(line)
     _cap(int(job["memory_bytes"]))
 
-    def on_progress(stage: str, fraction: float) -> None:
-        _send(channel, {"progress": [stage, fraction]})
+    def on_progress(stage: str, fraction: float, detail: Any = None) -> None:
+        _send(channel, {"progress": [stage, fraction]} | ({} if detail is None else {"detail": detail}))
 
     try:
         result = _resolve(job["call"])(**job["kwargs"], on_progress=on_progress)
