@@ -1,6 +1,6 @@
 """Hostile files against the whole `comptaflow up` process, as the attacker tried them.
 
-One platform (embedded PostgreSQL and S3, chdb, in-process bus) runs with a 1 GiB parsing budget. For each
+One platform (embedded PostgreSQL and S3, chdb, in-process bus) runs with a 2 GiB parsing budget. For each
 file: tenant A uploads a period carrying it while tenant B uploads a valid one; A's batch fails with the
 contract's code and the limit named, B's batch completes, the process is still up, and while it worked the
 `up` process stayed under `PARENT_RSS_LIMIT` and each parsing child under its cap (`RLIMIT_AS` bounds the
@@ -37,7 +37,8 @@ pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
 FIELDS = ("grand_livre_comptes", "grand_livre_tiers", "plan_comptes", "plan_tiers", "code_journal")
 JWT_SECRET = "a-test-secret-of-sufficient-length-0123456789"
-CAP_MB = 1024
+CAP_MB = 2048
+"""The children's address-space cap (a warm child already takes about 0.85 GB of address space, 80 MB resident)."""
 PARENT_RSS_LIMIT = 1024 * 1024**2
 """The `up` process (gateway, workers, chdb) never parses a file: it stays far under the children's cap."""
 FEC_HEADER = (
@@ -101,16 +102,18 @@ class Up:
         return httpx.AsyncClient(base_url=self.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=120)
 
 
-def _start(home: Path, tmp_path: Path) -> Up:
+def _start(home: Path, tmp_path: Path, *, cap_mb: int = CAP_MB) -> Up:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMPTAFLOW_")}
     env |= {
         "COMPTAFLOW_HOME": str(home),
         "COMPTAFLOW_HTTP_PORT": str(port),
         "COMPTAFLOW_JWT_SECRET": JWT_SECRET,
-        "COMPTAFLOW_PARSE_MEMORY_MB": str(CAP_MB),
+        "COMPTAFLOW_PARSE_MEMORY_MB": str(cap_mb),
         "COMPTAFLOW_PARSE_TIMEOUT_S": "120",
         "COMPTAFLOW_SHUTDOWN_GRACE_S": "3",
+        "COMPTAFLOW_UPLOAD_IDLE_S": "2",
+        "COMPTAFLOW_MAX_UPLOADS_PER_TENANT": "4",
         "COMPTAFLOW_LOG_FORMAT": "json",
     }
     stderr = (tmp_path / f"up-{port}.stderr").open("w")
@@ -243,26 +246,93 @@ def test_a_hostile_file_fails_alone_and_the_platform_stays_up(up: Up, tmp_path: 
     assert watch.child_peak <= CAP_MB * 1024**2, f"a parsing child reached {watch.child_peak / 2**20:.0f} MiB"
 
 
+def test_stalled_uploads_odd_names_and_string_claims_leave_other_uploads_alone(up: Up, tmp_path: Path) -> None:
+    """The gateway's findings against the whole process: six uploads that stall after a few kilobytes get
+    408 (four) or 429 (two, over the tenant's limit) and are closed, while another tenant's upload, whose file
+    name carries a right-to-left override and NFD accents, completes with the name cleaned; a token whose
+    `exp` is a numeric string is refused. (A raw CRLF in a file name is tested on raw bodies in
+    tests/gateway/test_upload_filenames.py: an HTTP client encodes it.)"""
+    valid = write_fec(tmp_path / "valid.txt", FecSpec(seed=11)).path
+    host, port = up.base_url.removeprefix("http://").split(":")
+
+    async def stall(tenant: str, token: str) -> int:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        body = b'--xyz\r\nContent-Disposition: form-data; name="fec"; filename="a.txt"\r\n\r\n' + FEC_HEADER.encode()
+        head = (
+            f"POST /api/v1/tenants/{tenant}/batches HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: {10 * 1024**2}\r\n\r\n"
+        )
+        writer.write(head.encode() + body + b"x" * 4096)
+        await writer.drain()
+        try:
+            async with asyncio.timeout(15):
+                status = int((await reader.readline()).split()[1])
+                if status == 408:  # the stalled connection is closed by the server, not left open
+                    while await reader.read(65536):
+                        pass
+            return status
+        finally:
+            writer.close()
+
+    async def scenario() -> tuple[list[int], dict[str, Any], int]:
+        async with up.client() as client:
+            attacker, bystander = await _tenant(client), await _tenant(client)
+            token = mint(JWT_SECRET, sub="mallory", role=Role.ADMIN, tenants=["*"])
+            stalls = [asyncio.create_task(stall(attacker, token)) for _ in range(6)]
+            await asyncio.sleep(0.5)
+            name = "livre \u202egpj.txt e\u0301te\u0301.txt"
+            answer = await client.post(
+                f"/api/v1/tenants/{bystander}/batches",
+                files=[("fec", (name, valid.read_bytes()))],
+                data={"auto_load": "true"},
+            )
+            assert answer.status_code == 202, answer.text
+            completed = await _wait(client, answer.json()["batch_id"], ("FAILED", "COMPLETED"))
+            statuses = await asyncio.gather(*stalls)
+            forged = _forged_token(exp="9999999999")
+            refused = (await client.get("/api/v1/tenants", headers={"Authorization": f"Bearer {forged}"})).status_code
+            return sorted(statuses), completed, refused
+
+    with MemoryWatch(up.process.pid) as watch:
+        statuses, completed, refused = asyncio.run(scenario())
+    assert statuses == [408, 408, 408, 408, 429, 429]
+    assert completed["status"] == "COMPLETED", completed
+    (stored,) = completed["files"]
+    assert stored["filename"] == "livre gpj.txt \u00e9t\u00e9.txt"
+    assert refused == 401
+    assert up.process.poll() is None
+    assert watch.parent_peak < PARENT_RSS_LIMIT
+
+
+def _forged_token(**claims: str) -> str:
+    """A correctly signed token whose time claims are strings (JSON numbers are required)."""
+    import jwt
+
+    return jwt.encode({"sub": "x", "role": "admin", "tenants": ["*"], "iat": 1, **claims}, JWT_SECRET, "HS256")
+
+
 def test_sigint_stops_up_during_a_validation_and_leaves_no_temporary_folder(tmp_path: Path) -> None:
     home = tmp_path / "home"
     stale = home / "tmp" / "cf-validate-999999-deadbeef"
     stale.mkdir(parents=True)
     (stale / "fec.txt").write_text("left by a killed run")
-    running = _start(home, tmp_path)
+    running = _start(home, tmp_path, cap_mb=3072)  # room for the reader: the validation lasts seconds
     try:
         assert not stale.exists(), "a stale temporary folder of a dead run was not removed at start"
-        hostile = _excel(malformed.write_padded_honest_sheet)(tmp_path)
+        # Cells without references: each is placed by walking the XML, a validation of half a minute or more.
+        hostile = _excel(lambda p: malformed.write_padded_honest_sheet(p, references=False))(tmp_path)
 
         async def start_validation() -> list[int]:
-            """Upload, then return the parsing children's pids once the grand livre is being read."""
+            """Upload, then return the pids of the parsing children at work once the batch is validating."""
             async with running.client() as client:
                 batch_id = await _upload(client, await _tenant(client), hostile)
                 for _ in range(400):
                     batch = (await client.get(f"/api/v1/batches/{batch_id}")).json()
-                    busy = [child.pid for child in _parsing_children(running.process.pid) if child.cpu_percent(0.05)]
-                    if batch["stage"].startswith("parse:") and list((home / "tmp").glob("cf-validate-*")) and busy:
+                    busy = [child.pid for child in _parsing_children(running.process.pid)]
+                    validating = batch["status"] == "VALIDATING" and list((home / "tmp").glob("cf-validate-*"))
+                    if validating and busy:
                         return busy
-                    assert batch["status"] in ("PENDING", "VALIDATING"), batch
+                    assert batch["status"] in ("PENDING", "VALIDATING"), batch["errors"]
                 raise AssertionError("the validation was never seen running")
 
         children = asyncio.run(start_validation())
@@ -271,7 +341,7 @@ def test_sigint_stops_up_during_a_validation_and_leaves_no_temporary_folder(tmp_
         assert running.process.wait(timeout=60) == 0
         assert time.monotonic() - started < 30
         assert not list((home / "tmp").glob("cf-validate-*"))
-        assert not [pid for pid in children if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+        assert not [pid for pid in children if _alive(pid)]
     finally:
         running.close()
 
@@ -285,3 +355,10 @@ def _parsing_children(pid: int) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

@@ -178,10 +178,14 @@ def _write_zip(path: Path, members: list[tuple[str, bytes, int, int]]) -> Path:
     return path
 
 
-def _sheet_members(rows: int) -> tuple[list[tuple[str, bytes, int, int]], bytes, int]:
+_UNREFERENCED_BLOCK = (b"<row>" + b"<c><v>1</v></c>" * 10 + b"</row>") * 10_000
+"""Rows whose cells carry no reference (valid OOXML): each cell is placed after the previous one."""
+
+
+def _sheet_members(rows: int, block: bytes = _ROWS_BLOCK) -> tuple[list[tuple[str, bytes, int, int]], bytes, int]:
     skeleton = [(name, zlib.compress(text.encode())[2:-4], len(text.encode()), 8) for name, text in _SKELETON.items()]
     head = b'<worksheet xmlns="' + _MAIN_NS.encode() + b'"><sheetData>'
-    sheet, size = _deflated((head, 1), (_ROWS_BLOCK, rows), (b"</sheetData></worksheet>", 1))
+    sheet, size = _deflated((head, 1), (block, rows), (b"</sheetData></worksheet>", 1))
     return skeleton, sheet, size
 
 
@@ -192,10 +196,14 @@ def write_lying_sheet(path: Path, *, real_bytes: int = 3 * 1024**3, declared_byt
     return _write_zip(path, [*skeleton, ("xl/worksheets/sheet1.xml", sheet, declared_bytes, 8)])
 
 
-def write_padded_honest_sheet(path: Path, *, sheet_bytes: int = 1_900_000_000, padding: int = 12 * 1024**2) -> Path:
+def write_padded_honest_sheet(
+    path: Path, *, sheet_bytes: int = 1_900_000_000, padding: int = 12 * 1024**2, references: bool = True
+) -> Path:
     """A sheet of `sheet_bytes` of real cells, honestly declared, next to `padding` incompressible bytes that
-    bring the archive's compression ratio under the zip-bomb threshold."""
-    skeleton, sheet, size = _sheet_members(sheet_bytes // len(_ROWS_BLOCK))
+    bring the archive's compression ratio under the zip-bomb threshold. Without `references`, the cells carry
+    no `r` (slower for everything that reads them: each must be placed after the previous one)."""
+    block = _ROWS_BLOCK if references else _UNREFERENCED_BLOCK
+    skeleton, sheet, size = _sheet_members(sheet_bytes // len(block), block)
     noise = os.urandom(padding)
     members = [*skeleton, ("xl/worksheets/sheet1.xml", sheet, size, 8), ("xl/media/padding.bin", noise, padding, 0)]
     return _write_zip(path, members)
