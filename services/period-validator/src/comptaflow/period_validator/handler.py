@@ -81,6 +81,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
+Filed = tuple[list[Finding], dict[str, str] | None]
+"""The overlap findings of a valid batch's period, and where its files were filed (None when it overlaps)."""
+
+
 class ValidationHandler:
     def __init__(self, infra: Infra, *, work_dir: Path | None = None) -> None:
         self._infra = infra
@@ -134,27 +138,19 @@ class ValidationHandler:
         with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=self._work_dir) as tmp:
             paths = await self._download(batch, Path(tmp))
             await reporter.stage("download", DOWNLOADED, status=BatchStatus.VALIDATING, message="files downloaded")
-            filing: list[asyncio.Task[tuple[list[Finding], dict[str, str] | None]]] = []
-            result, staged = await self._validate(batch, paths, Path(tmp), reporter, filing=(tenant.name, filing))
+            result, staged, filing = await self._validate(batch, paths, Path(tmp), reporter, tenant_name=tenant.name)
             moved: dict[str, str] | None = None
-            if filing:
-                overlap, moved = await filing[0]
+            if filing is not None:
+                overlap, moved = await filing
                 result.errors.extend(overlap)
-            elif result.ok and result.period is not None:
-                async with pool.acquire() as conn:
-                    result.errors.extend(await overlap_findings(conn, batch.tenant_id, result.period))
             VALIDATION_SECONDS.labels(batch.kind.value).observe(time.perf_counter() - started)
             if not result.ok:
                 await self._fail(batch, result, reporter)
                 return
+            # `validate_files` reports the verdict of every valid batch, which starts its filing (`_validate`).
+            assert moved is not None
             await reporter.stage("store", PARSED, status=BatchStatus.VALIDATING, message="storing normalised tables")
-            if moved is None:
-                _, moved = await asyncio.gather(
-                    self._store_tables(batch, staged), self._declare_files(batch, tenant.name, result)
-                )
-            else:
-                await self._store_tables(batch, staged)
-        assert moved is not None
+            await self._store_tables(batch, staged)
         await self._succeed(batch, result, moved, reporter)
 
     async def _download(self, batch: batches.Batch, tmp: Path) -> dict[str, Path]:
@@ -173,18 +169,23 @@ class ValidationHandler:
         tmp: Path,
         reporter: BatchReporter,
         *,
-        filing: tuple[str, list[asyncio.Task[tuple[list[Finding], dict[str, str] | None]]]],
-    ) -> tuple[ValidationResult, dict[str, Path]]:
-        """Validate in a parsing child: the result, and the staged tables it wrote (when valid).
-
-        When the child reports a valid period before it encodes the tables, the overlap check and the filing
-        of the uploaded files start at once, beside the encoding (`_file_early`, appended to `filing`)."""
+        tenant_name: str,
+    ) -> tuple[ValidationResult, dict[str, Path], asyncio.Task[Filed] | None]:
+        """Validate in a parsing child: the result, the staged tables it wrote, and — for a valid batch — the
+        task of its overlap check and filing (`_file_early`), started as soon as the child reports its verdict,
+        before it encodes the tables, so that both run side by side."""
         expected = ["fec"] if batch.kind is BatchKind.FEC else [kind.value for kind in FileKind]
         missing = [field for field in expected if field not in paths]
         if missing:
-            return ValidationResult(
-                errors=[Finding(Code.MISSING_FILE, f"the batch has no {field} file", file=field) for field in missing]
-            ), {}
+            return (
+                ValidationResult(
+                    errors=[
+                        Finding(Code.MISSING_FILE, f"the batch has no {field} file", file=field) for field in missing
+                    ]
+                ),
+                {},
+                None,
+            )
         period = None
         if batch.kind is BatchKind.FEC:
             from comptaflow.period_validator.fec import declared_period
@@ -201,7 +202,7 @@ class ValidationHandler:
             "tenant_id": batch.tenant_id,
             "load_id": str(batch.id),
         }
-        tenant_name, started = filing
+        started: list[asyncio.Task[Filed]] = []
 
         def on_verdict(raw: dict[str, Any]) -> None:
             started.append(asyncio.create_task(self._file_early(batch, tenant_name, raw)))
@@ -209,7 +210,7 @@ class ValidationHandler:
         try:
             raw = await self._in_child(job, reporter, on_verdict)
         except (OverBudget, ChildCrashed) as exc:
-            return ValidationResult(errors=[self._unreadable(batch, exc)]), {}
+            return ValidationResult(errors=[self._unreadable(batch, exc)]), {}, started[0] if started else None
         except BaseException as exc:
             # A filing already started runs to its end (a half-done copy would be worse than a finished one).
             await asyncio.gather(*started, return_exceptions=True)
@@ -220,7 +221,8 @@ class ValidationHandler:
                     "an internal error stopped the validation; it is logged with the batch id"
                 ) from None
             raise
-        return parsing.outcome(raw)
+        result, staged = parsing.outcome(raw)
+        return result, staged, started[0] if started else None
 
     @staticmethod
     def _unreadable(batch: batches.Batch, exc: OverBudget | ChildCrashed) -> Finding:
@@ -234,9 +236,7 @@ class ValidationHandler:
         code = Code.NOT_FEC if batch.kind is BatchKind.FEC else Code.NOT_EXCEL
         return Finding(code, f"the files could not be read: {exc}, on a damaged file or one built to crash readers")
 
-    async def _file_early(
-        self, batch: batches.Batch, tenant_name: str, raw: dict[str, Any]
-    ) -> tuple[list[Finding], dict[str, str] | None]:
+    async def _file_early(self, batch: batches.Batch, tenant_name: str, raw: dict[str, Any]) -> Filed:
         """Once the child has found the batch valid, while it encodes the tables: the overlap check, then the
         filing of the uploaded files (not when the period overlaps a loaded one)."""
         result, _ = parsing.outcome(raw)

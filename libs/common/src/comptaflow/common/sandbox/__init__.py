@@ -82,7 +82,7 @@ class ChildFailed(SandboxError):
 
 
 def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The parent's environment without its secrets, and with allocators told that address space is capped."""
+    """The parent's environment without its secrets, with libraries told to stay small (`_CHILD_ENV`)."""
     source = os.environ if environ is None else environ
     kept = {key: value for key, value in source.items() if not key.startswith(_HIDDEN_ENV)}
     return kept | _CHILD_ENV
@@ -268,8 +268,7 @@ class Sandbox:
             elif "failure" in message:
                 raise ChildFailed(str(message.get("type")), str(message.get("message")))
         code = await child.process.wait()
-        await asyncio.sleep(0)  # let the stderr drain catch the last lines
-        with contextlib.suppress(asyncio.TimeoutError):
+        with contextlib.suppress(asyncio.TimeoutError):  # the stderr drain catches the last lines
             await asyncio.wait_for(asyncio.shield(child.drained), timeout=1.0)
         if child.out_of_memory:
             raise OverBudget("memory", self.memory_mb)

@@ -34,7 +34,6 @@ MAX_SHEET_CELLS: Final = 30_000_000
 """Rows x columns of the rectangle the reader allocates for one sheet (the 1M-line ledger is 11 M)."""
 MAX_ROWS: Final = 1_048_576
 MAX_COLUMNS: Final = 16_384
-MAX_MEMBERS: Final = 10_000
 CHUNK: Final = 16 * 1024 * 1024
 _READ: Final = 1024 * 1024
 
@@ -289,15 +288,20 @@ class _SheetScan:
             )
 
 
-def inspect_zip(path: Path) -> Inspection:
-    """Measure every part of an OOXML/ODS zip; raise `TooComplex` or `Malformed` at the first limit passed."""
+def directory(path: Path) -> list[zipfile.ZipInfo]:
+    """The parts a zip's central directory lists (what it claims), or `Malformed`."""
     try:
         with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
+            return archive.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
         raise Malformed(f"corrupt or truncated workbook (invalid zip archive: {exc})") from exc
-    if len(members) > MAX_MEMBERS:
-        raise TooComplex(f"the archive holds {len(members):,} parts, over the limit of {MAX_MEMBERS:,}")
+
+
+def inspect_zip(path: Path, members: list[zipfile.ZipInfo] | None = None) -> Inspection:
+    """Measure every part of an OOXML/ODS zip (`members`: its `directory`, when already read); raise
+    `TooComplex` or `Malformed` at the first limit passed."""
+    if members is None:
+        members = directory(path)
     inspection = Inspection()
     with path.open("rb") as handle:
         for member in members:

@@ -76,12 +76,11 @@ class Grid:
         return self.frame.height
 
 
-def _check_zip(path: Path) -> int:
+def _check_zip(path: Path) -> list[zipfile.ZipInfo]:
     try:
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
-        raise NotExcel(f"corrupt or truncated workbook (invalid zip archive: {exc})") from exc
+        members = inspection.directory(path)
+    except inspection.Malformed as exc:
+        raise NotExcel(exc.message) from exc
     if len(members) > MAX_MEMBERS:
         raise NotExcel(f"refused: the archive holds {len(members)} parts (zip bomb?)")
     declared = sum(member.file_size for member in members)
@@ -97,7 +96,7 @@ def _check_zip(path: Path) -> int:
     if not any(part in names for part in _WORKBOOK_PARTS):
         other = next((what for part, what in _OTHER_DOCUMENTS.items() if part in names), "a zip archive")
         raise NotExcel(f"not a workbook: the file is {other} without a spreadsheet")
-    return sum(member.file_size for member in members if _SHEET_PART.match(member.filename))
+    return members
 
 
 def _column_number(letters: str) -> int:
@@ -147,9 +146,8 @@ def _describe_other(head: bytes) -> str:
     return "a text file (CSV?) rather than an Excel workbook"
 
 
-def check_container(path: Path) -> int | None:
-    """Refuse anything that is not a plausible workbook by its claims; a zip's declared sheet bytes, or None
-    for an OLE2 file."""
+def check_container(path: Path) -> list[zipfile.ZipInfo] | None:
+    """Refuse anything that is not a plausible workbook by its claims; a zip's parts, or None for an OLE2 file."""
     with path.open("rb") as handle:
         head = handle.read(2048)
     if not head:
@@ -165,12 +163,12 @@ def check_container(path: Path) -> int | None:
     return None
 
 
-def _inspect(path: Path, declared_sheets: int | None) -> None:
+def _inspect(path: Path, members: list[zipfile.ZipInfo] | None) -> None:
     try:
-        if declared_sheets is None:
+        if members is None:
             inspection.inspect_ole(path)
         else:
-            inspection.inspect_zip(path)
+            inspection.inspect_zip(path, members)
     except inspection.TooComplex as exc:
         raise TooComplex(exc.message) from exc
     except inspection.InspectionRefused as exc:
@@ -197,9 +195,10 @@ def _has_data(frame: pl.DataFrame) -> bool:
 
 def read_grid(path: Path) -> Grid:
     """The first sheet holding data, or an empty grid when there is none (see the module's docstring)."""
-    declared_sheets = check_container(path)
-    if declared_sheets is None or declared_sheets <= SERIAL_INSPECTION_BYTES:
-        _inspect(path, declared_sheets)
+    members = check_container(path)
+    declared_sheets = sum(m.file_size for m in members or () if _SHEET_PART.match(m.filename))
+    if declared_sheets <= SERIAL_INSPECTION_BYTES:
+        _inspect(path, members)
         return _read(path)
     outcome: list[Grid | BaseException] = []
 
@@ -211,7 +210,7 @@ def read_grid(path: Path) -> Grid:
 
     reader = threading.Thread(target=read, name="excel-read-inspected", daemon=True)
     reader.start()
-    _inspect(path, declared_sheets)
+    _inspect(path, members)
     reader.join()
     if isinstance(outcome[0], BaseException):
         raise outcome[0]
