@@ -12,8 +12,8 @@ import pytest
 from comptaflow.cli.embedded import S3Endpoint
 from comptaflow.common import db
 from comptaflow.common.bus.amqp import AmqpBus
-from comptaflow.common.bus.base import PERIOD_VALIDATOR_QUEUE
 from comptaflow.common.storage import Storage
+from tests.queues import TOPOLOGY
 
 from .support import AMQP_DELIVERY_LIMIT, FreshDatabase
 
@@ -36,11 +36,11 @@ async def amqp_connection(amqp_url: str) -> AsyncIterator[aio_pika.abc.AbstractC
 async def amqp_bus(
     amqp_url: str, service: str, amqp_connection: aio_pika.abc.AbstractConnection
 ) -> AsyncIterator[AmqpBus]:
-    """A connected AmqpBus on the session's virtual host, its worker and dead-letter queues purged."""
-    bus = AmqpBus(amqp_url, service=service, delivery_limit=AMQP_DELIVERY_LIMIT, publish_timeout=10)
+    """A connected AmqpBus on the session's virtual host, every worker and dead-letter queue purged."""
+    bus = AmqpBus(amqp_url, topology=TOPOLOGY, service=service, delivery_limit=AMQP_DELIVERY_LIMIT, publish_timeout=10)
     await bus.connect()
     channel = await amqp_connection.channel()
-    for name in (PERIOD_VALIDATOR_QUEUE.queue_name, PERIOD_VALIDATOR_QUEUE.dead_letter_queue_name):
+    for name in [name for worker in TOPOLOGY for name in (worker.queue_name, worker.dead_letter_queue_name)]:
         queue = await channel.declare_queue(name, passive=True)
         await queue.purge()
     await channel.close()

@@ -17,14 +17,14 @@ from comptaflow.common.batches import BatchFile, get_batch, insert_batch, list_b
 from comptaflow.common.contracts import BatchKind, BatchStatus
 from comptaflow.common.tenants import TenantExistsError, create_tenant, get_tenant, list_tenants
 
-from .support import tenant_id
+from .support import blocked_by, tenant_id
 
 pytestmark = pytest.mark.infra
 
 S = BatchStatus
 ORDER = [S.PENDING, S.VALIDATING, S.VALIDATED, S.PROCESSING, S.COMPLETED]
 
-# Written out from the specification (CONTRACT §4), not derived from the module's own table:
+# Written out from the specification (docs/api.md, Statuses), not derived from the module's own table:
 # forward one step, FAILED from any unfinished status, and VALIDATING/PROCESSING again so a worker can
 # take over a redelivered message. Everything else is refused.
 ALLOWED: set[tuple[BatchStatus, BatchStatus]] = {
@@ -163,7 +163,7 @@ async def test_of_two_concurrent_final_transitions_only_the_first_committed_appl
         completed = await transition(a, batch.id, S.COMPLETED, stage="loaded", progress=1)
         # The second worker's guarded UPDATE waits for the row lock, then re-checks the status.
         failing = asyncio.create_task(transition(b, batch.id, S.FAILED, stage="failed", progress=0))
-        await asyncio.sleep(0.2)
+        await blocked_by(pool, b, a)
         assert not failing.done()
         await transaction.commit()
         failed = await asyncio.wait_for(failing, 5)

@@ -12,10 +12,11 @@ import aio_pika
 import pytest
 
 from comptaflow.common.bus.amqp import AmqpBus
-from comptaflow.common.bus.base import PERIOD_VALIDATOR_QUEUE, AnyEvent, Delivery
-from comptaflow.common.contracts import BatchKind, BatchUploaded
+from comptaflow.common.bus.base import Delivery
+from comptaflow.common.contracts import BatchKind, BatchUploaded, Message
 from comptaflow.common.errors import DependencyUnavailable
 from tests.conftest import unavailable
+from tests.queues import PERIOD_VALIDATOR_QUEUE, TOPOLOGY
 
 from .support import AMQP_DELIVERY_LIMIT, tenant_id
 
@@ -52,15 +53,17 @@ async def test_consumer_and_publisher_recover_after_the_broker_drops_the_connect
     vhost = unquote(urlparse(amqp_url).path.lstrip("/"))
     if not vhost:
         unavailable("a dedicated RabbitMQ virtual host", RuntimeError("the session runs on the default vhost"))
-    bus = AmqpBus(amqp_url, service=f"test-{uuid.uuid4().hex[:8]}", delivery_limit=AMQP_DELIVERY_LIMIT)
+    bus = AmqpBus(
+        amqp_url, topology=TOPOLOGY, service=f"test-{uuid.uuid4().hex[:8]}", delivery_limit=AMQP_DELIVERY_LIMIT
+    )
     await bus.connect()
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel()
         await (await channel.declare_queue(PERIOD_VALIDATOR_QUEUE.queue_name, passive=True)).purge()
-    received: asyncio.Queue[AnyEvent] = asyncio.Queue()
+    received: asyncio.Queue[Message] = asyncio.Queue()
 
-    async def handler(event: AnyEvent, _delivery: Delivery) -> None:
+    async def handler(event: Message, _delivery: Delivery) -> None:
         await received.put(event)
 
     consumer = await bus.consume(PERIOD_VALIDATOR_QUEUE, handler, prefetch=1)

@@ -69,8 +69,8 @@ def test_cli_retains_the_heap_when_configured(monkeypatch: pytest.MonkeyPatch, v
     monkeypatch.setattr(cli, "retain_heap", lambda: called.append(True) or True)
     monkeypatch.setenv("COMPTAFLOW_RETAIN_HEAP", value)
     assert Settings().retain_heap is (value == "true")
-    # A service outside this release: main() stops with 2 right after the allocator is configured.
-    assert cli.main(["serve", "pennylane-sync"]) == 2
+    # A name no package registers: main() stops with 2 right after the allocator is configured.
+    assert cli.main(["serve", "no-such-service"]) == 2
     assert len(called) == calls
 
 

@@ -1,4 +1,4 @@
-"""HS256 access tokens (CONTRACT §2): what `verify` accepts and everything it refuses."""
+"""HS256 access tokens (docs/api.md, Auth): what `verify` accepts and everything it refuses."""
 
 from __future__ import annotations
 

@@ -15,9 +15,10 @@ from comptaflow.cli.runtime import HttpServer
 from comptaflow.common.infra import Infra, open_infra
 from comptaflow.common.settings import Settings
 from comptaflow.common.tokens import Role, mint
+from comptaflow.common.worker import Worker
 from comptaflow.gateway.app import create_app
-from comptaflow.loader.app import Loader
-from comptaflow.period_validator.app import PeriodValidator
+from comptaflow.loader.service import SERVICE as LOADER
+from comptaflow.period_validator.service import SERVICE as VALIDATOR
 
 
 async def wait_for_status(
@@ -38,8 +39,8 @@ class Platform:
     settings: Settings
     gateway: Infra
     worker: Infra
-    validator: PeriodValidator
-    loader: Loader | None = None
+    validator: Worker
+    loader: Worker | None = None
 
     def token(self, *tenants: str, role: Role = Role.ACCOUNTANT, ttl: int = 600) -> str:
         assert self.settings.jwt_secret is not None
@@ -72,9 +73,9 @@ async def running_platform(settings: Settings) -> AsyncIterator[Platform]:
         open_infra(settings, service="period-validator") as worker,
     ):
         assert settings.jwt_secret is not None
-        validator = PeriodValidator(worker)
+        validator = Worker(VALIDATOR, worker)
         await validator.start()
-        loader = Loader(worker) if worker.warehouse is not None else None
+        loader = Worker(LOADER, worker) if worker.warehouse is not None else None
         if loader is not None:
             await loader.start()
         http = HttpServer(

@@ -22,8 +22,10 @@ import websockets
 
 from comptaflow.common import batches
 from comptaflow.common.contracts import BatchKind, BatchUploaded
+from comptaflow.common.metrics import REGISTRY
 from comptaflow.common.tokens import Role
 from comptaflow.testkit.excel import ExportSpec, PeriodExport, write_period
+from tests.common.support import eventually
 from tests.e2e.platform import Platform
 
 pytestmark = pytest.mark.infra
@@ -177,7 +179,13 @@ async def test_other_tenants_and_anonymous_callers_see_nothing(platform: Platfor
     await _wait_final(platform, tenant, batch_id)
 
 
+def _validator_acks() -> float:
+    labels = {"service": "period-validator", "queue": "period-validator", "outcome": "ack"}
+    return REGISTRY.get_sample_value("comptaflow_messages_handled_total", labels) or 0.0
+
+
 async def test_redelivered_message_does_not_redo_finished_work(platform: Platform, tmp_path: Path) -> None:
+    acks = _validator_acks()
     tenant = await platform.new_tenant()
     batch_id = await _upload(platform, tenant, write_period(tmp_path, ExportSpec()))
     await _wait_final(platform, tenant, batch_id)
@@ -187,7 +195,9 @@ async def test_redelivered_message_does_not_redo_finished_work(platform: Platfor
     await platform.gateway.bus.publish(
         BatchUploaded(tenant_id=tenant, batch_id=uuid.UUID(batch_id), kind=BatchKind.EXCEL)
     )
-    await asyncio.sleep(1.5)
+    # Handled and acknowledged, the upload's message and then the redelivered one: the validator is done
+    # with it, and whatever it was going to change, it has changed by now.
+    await eventually(lambda: _validator_acks() >= acks + 2, within=30)
     async with platform.gateway.db.acquire() as conn:
         after = await batches.get_batch(conn, uuid.UUID(batch_id))
     assert after is not None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import json
 import uuid
 from decimal import Decimal
@@ -12,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import polars as pl
 import pytest
 import websockets
 
@@ -37,25 +35,25 @@ async def test_auto_load_reaches_completed_with_the_ledger_sums(platform: Platfo
         batch_id = batch["batch_id"]
     assert batch["status"] == "COMPLETED", batch["errors"]
 
-    staged = pl.read_parquet(
-        io.BytesIO(await platform.worker.storage.get_bytes(f"{tenant}/staging/{batch_id}/grand_livre_comptes.parquet"))
-    )
-    assert staged.height == export.ledgers["grand_livre_comptes"].entry_lines
-    expected = {
-        r["account"]: (r["debit"], r["credit"])
-        for r in staged.group_by("account").agg(pl.col("debit").sum(), pl.col("credit").sum()).iter_rows(named=True)
-    }
+    expected = export.ledgers["grand_livre_comptes"]
     warehouse = platform.worker.warehouse
     assert warehouse is not None
     async with platform.worker.db.acquire() as conn:
         ids = await loads.current_load_ids(conn, tenant, None, None)
     assert ids == [uuid.UUID(batch_id)]
     rows = await warehouse.query(
-        f"SELECT account, sum(debit), sum(credit) FROM {warehouse.database}.grand_livre"  # noqa: S608
+        f"SELECT account, sum(debit), sum(credit), count() FROM {warehouse.database}.grand_livre"  # noqa: S608
         " WHERE tenant_id = {t:String} AND load_id IN {ids:Array(UUID)} GROUP BY account",
         {"t": tenant, "ids": ids},
     )
-    assert {str(a): (Decimal(d), Decimal(c)) for a, d, c in rows} == expected
+    assert {str(a): (Decimal(d), Decimal(c)) for a, d, c, _ in rows} == expected.per_account
+    assert sum(int(n) for *_, n in rows) == expected.entry_lines
+    # Loaded: the staged tables are removed (the removal follows the COMPLETED event).
+    for _ in range(200):
+        if not await platform.worker.storage.list_keys(f"{tenant}/staging/{batch_id}/"):
+            break
+        await asyncio.sleep(0.05)
+    assert await platform.worker.storage.list_keys(f"{tenant}/staging/{batch_id}/") == []
 
 
 async def _upload(client: httpx.AsyncClient, tenant: str, export: PeriodExport) -> str:
@@ -145,20 +143,17 @@ async def test_reupload_replaces_keeps_a_backup_and_restore_brings_it_back(platf
 async def test_both_workers_give_memory_back_after_each_batch(
     platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from comptaflow.loader import handler as loader_handler
-    from comptaflow.period_validator import handler as validator_handler
+    import structlog
+
+    from comptaflow.common import worker
 
     released: list[str] = []
 
-    def recorder(worker: str) -> Any:
-        async def release(settings: Any) -> None:
-            assert settings.retain_heap is False
-            released.append(worker)
+    async def release(settings: Any) -> None:
+        assert settings.retain_heap is False
+        released.append(structlog.contextvars.get_contextvars()["message_type"])
 
-        return release
-
-    monkeypatch.setattr(validator_handler, "release_after_batch", recorder("validator"))
-    monkeypatch.setattr(loader_handler, "release_after_batch", recorder("loader"))
+    monkeypatch.setattr(worker, "release_after_batch", release)
     tenant = await platform.new_tenant()
     async with platform.client(platform.token(tenant)) as client:
         batch_id = await _upload(client, tenant, write_period(tmp_path, ExportSpec()))
@@ -168,4 +163,4 @@ async def test_both_workers_give_memory_back_after_each_batch(
         if len(released) == 2:
             break
         await asyncio.sleep(0.05)
-    assert sorted(released) == ["loader", "validator"]
+    assert sorted(released) == ["batch.load_requested", "batch.uploaded"]

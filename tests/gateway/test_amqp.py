@@ -15,11 +15,11 @@ from pydantic import SecretStr
 from websockets.asyncio.client import connect
 
 from comptaflow.common.bus.amqp import AmqpBus
-from comptaflow.common.bus.base import PERIOD_VALIDATOR_QUEUE
-from comptaflow.common.contracts import BatchKind, BatchUploaded, StatusEvent, parse_event
+from comptaflow.common.contracts import BatchKind, BatchUploaded, StatusEvent, parse_message
 from comptaflow.common.settings import Settings
 from tests.common.support import eventually
 from tests.gateway.support import Gateway, excel_files, running_gateway
+from tests.queues import PERIOD_VALIDATOR_QUEUE
 
 pytestmark = pytest.mark.infra
 
@@ -40,7 +40,7 @@ async def take_message_of(amqp_url: str, batch_id: uuid.UUID, *, within: float =
         try:
             async with asyncio.timeout(within), queue.iterator() as messages:
                 async for message in messages:
-                    if parse_event(message.body).batch_id == batch_id:
+                    if parse_message(message.body, (BatchUploaded,)).batch_id == batch_id:
                         await message.ack()
                         return message
                     others.append(message)
@@ -60,7 +60,7 @@ async def test_the_uploaded_event_reaches_the_validator_queue(amqp_gateway: Gate
     batch_id = uuid.UUID(response.json()["batch_id"])
 
     message = await take_message_of(amqp_url, batch_id)
-    event = parse_event(message.body)
+    event = parse_message(message.body, (BatchUploaded,))
     assert isinstance(event, BatchUploaded)
     assert (event.tenant_id, event.kind, event.auto_load) == (tenant, BatchKind.EXCEL, True)
     assert message.message_id == str(event.message_id)

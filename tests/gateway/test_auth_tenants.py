@@ -1,4 +1,4 @@
-"""Authentication, tenant isolation and the tenant routes (CONTRACT §2, §3)."""
+"""Authentication, tenant isolation and the tenant routes (docs/api.md: Auth, Tenants)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reading batches (CONTRACT §4): the exact shape of `GET /batches/{id}`, isolation, the tenant's list."""
+"""Reading batches (docs/api.md, Reading a batch): the shape of `GET /batches/{id}`, isolation, the tenant's list."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Loading a batch, the periods timeline and restoring a backup (CONTRACT §4) through the gateway.
+"""Loading a batch, the periods timeline and restoring a backup (docs/api.md, Batches) through the gateway.
 
 The gateway runs on a recording in-process bus: what the outbox relay publishes is what a loader
 would receive.
@@ -15,7 +15,7 @@ import pytest
 
 from comptaflow.common import batches, loads
 from comptaflow.common.bus.memory import MemoryBus
-from comptaflow.common.contracts import BatchKind, BatchStatus, LoadRequested, parse_event
+from comptaflow.common.contracts import BatchKind, BatchStatus, LoadRequested, parse_message
 from comptaflow.common.settings import Settings
 from comptaflow.common.tokens import Role
 from comptaflow.gateway.schemas import utc_timestamp
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.infra
 
 JAN = (date(2024, 1, 1), date(2024, 1, 31))
 FEB = (date(2024, 2, 1), date(2024, 2, 29))
+MAR = (date(2024, 3, 1), date(2024, 3, 31))  # the period of the sentinel loads: no test loads it otherwise
 
 
 class RecordingBus(MemoryBus):
@@ -43,13 +44,17 @@ class RecordingBus(MemoryBus):
             self._arrived.notify_all()
 
     def load_requests(self, tenant: str) -> list[LoadRequested]:
-        found = [parse_event(body) for key, body in self.published if key == "batch.load_requested"]
+        found = [parse_message(body, (LoadRequested,)) for key, body in self.published if key == "batch.load_requested"]
         return [e for e in found if isinstance(e, LoadRequested) and e.tenant_id == tenant]
 
     async def wait_for_load_requests(self, tenant: str, count: int) -> list[LoadRequested]:
         async with asyncio.timeout(10), self._arrived:
             await self._arrived.wait_for(lambda: len(self.load_requests(tenant)) >= count)
         return self.load_requests(tenant)
+
+    async def wait_for_load_request(self, tenant: str, batch_id: uuid.UUID) -> None:
+        async with asyncio.timeout(10), self._arrived:
+            await self._arrived.wait_for(lambda: any(r.batch_id == batch_id for r in self.load_requests(tenant)))
 
 
 @pytest.fixture
@@ -101,6 +106,21 @@ async def make_batch(
     return batch_id
 
 
+async def loads_requested_until_a_sentinel(gw: Gateway, bus: RecordingBus, tenant: str) -> list[uuid.UUID]:
+    """The batches of the load requests published for `tenant` before a sentinel's, requested now.
+
+    The outbox relays its rows in commit order, and a request commits its row before it answers: once the
+    sentinel's load request is published, whatever the earlier requests committed was published before it.
+    The sentinel is a validated March batch; it is left out of the list."""
+    sentinel = await make_batch(gw, tenant, BatchStatus.VALIDATED, MAR)
+    response = await gw.client.post(f"/api/v1/batches/{sentinel}/load", headers=gw.auth(tenant))
+    assert response.status_code == 202
+    await bus.wait_for_load_request(tenant, sentinel)
+    requested = [request.batch_id for request in bus.load_requests(tenant)]
+    assert requested[-1:] == [sentinel]
+    return requested[:-1]
+
+
 async def batch_state(gw: Gateway, batch_id: uuid.UUID) -> tuple[str, str, float]:
     async with gw.infra.db.acquire() as conn:
         batch = await batches.get_batch(conn, batch_id)
@@ -142,8 +162,7 @@ async def test_only_a_validated_batch_can_be_loaded(gateway: Gateway, bus: Recor
     assert_error(response.json(), "BATCH_NOT_VALIDATED")
     assert response.json()["error"]["details"] == {"status": status.value}
     assert await batch_state(gateway, batch_id) == before
-    await asyncio.sleep(0.2)
-    assert bus.load_requests(tenant) == []
+    assert await loads_requested_until_a_sentinel(gateway, bus, tenant) == []
 
 
 async def test_a_batch_is_loaded_once(gateway: Gateway, bus: RecordingBus) -> None:
@@ -154,9 +173,7 @@ async def test_a_batch_is_loaded_once(gateway: Gateway, bus: RecordingBus) -> No
     assert first.status_code == 202
     assert second.status_code == 409
     assert_error(second.json(), "BATCH_NOT_VALIDATED")
-    await bus.wait_for_load_requests(tenant, 1)
-    await asyncio.sleep(0.2)
-    assert len(bus.load_requests(tenant)) == 1
+    assert await loads_requested_until_a_sentinel(gateway, bus, tenant) == [batch_id]
 
 
 async def test_an_overlapping_period_is_busy_while_another_batch_of_the_tenant_is_processing(
@@ -204,9 +221,8 @@ async def test_two_overlapping_loads_requested_at_once_are_decided_one_after_the
     assert_error(refused.json(), "PERIOD_BUSY")
     states = sorted([(await batch_state(gateway, b))[0] for b in (first, second)])
     assert states == ["PROCESSING", "VALIDATED"]
-    await bus.wait_for_load_requests(tenant, 1)
-    await asyncio.sleep(0.2)
-    assert len(bus.load_requests(tenant)) == 1
+    accepted = next(b for b, a in zip((first, second), answers, strict=True) if a.status_code == 202)
+    assert await loads_requested_until_a_sentinel(gateway, bus, tenant) == [accepted]
 
 
 async def test_load_is_refused_to_other_tenants_viewers_and_anonymous_callers(
@@ -232,8 +248,7 @@ async def test_load_is_refused_to_other_tenants_viewers_and_anonymous_callers(
     assert_error(anonymous.json(), "UNAUTHORIZED")
 
     assert await batch_state(gateway, batch_id) == ("VALIDATED", "validated", 0.5)
-    await asyncio.sleep(0.2)
-    assert bus.load_requests(tenant) == []
+    assert await loads_requested_until_a_sentinel(gateway, bus, tenant) == []
 
 
 # --- GET /tenants/{id}/periods and POST /backups/{id}/restore -------------------------------------------
@@ -378,5 +393,4 @@ async def test_restore_is_refused_to_other_tenants_viewers_and_while_the_period_
     assert_error(busy.json(), "PERIOD_BUSY")
     assert busy.json()["error"]["details"]["batch_id"] == str(loading)
 
-    await asyncio.sleep(0.2)
-    assert bus.load_requests(tenant) == []
+    assert await loads_requested_until_a_sentinel(gateway, bus, tenant) == []

@@ -1,4 +1,4 @@
-"""Probes, metrics, OpenAPI, request ids and logs (CONTRACT §1, §2)."""
+"""Probes, metrics, OpenAPI, request ids and logs (docs/api.md: Running it, Errors)."""
 
 from __future__ import annotations
 

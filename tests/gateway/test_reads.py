@@ -1,4 +1,4 @@
-"""Ledger data (CONTRACT §6): trial balance and ledger lines of the current loads, from chdb.
+"""Ledger data (docs/api.md, Ledger data): trial balance and ledger lines of the current loads, from chdb.
 
 Tenant A has January loaded twice (the first load kept as a backup) and February once; tenant B has
 January. Only the current loads of the tenant asked for may ever show.

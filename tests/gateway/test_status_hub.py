@@ -47,15 +47,18 @@ async def test_one_stream_feeds_every_matching_subscription_in_order(bus: Memory
         await bus.publish_status(event("other", seq=3))  # another batch of "other": nobody asked
         await bus.publish_status(event("acme", seq=4))
         await bus.publish_status(event("acme", batch, seq=5))  # right batch id, wrong tenant: not for `other`
+        # A sentinel for each, published last: the hub dispatches in order, so what comes before it in a
+        # subscription's queue is all that subscription was given of the five above.
+        await bus.publish_status(event("acme", seq=6))
+        await bus.publish_status(event("other", batch, seq=7))
 
         async def drained(n: int, queue: asyncio.Queue[StatusEvent | EndOfStream]) -> list[int]:
             items = [await asyncio.wait_for(queue.get(), 2) for _ in range(n)]
             return [i.seq for i in items if isinstance(i, StatusEvent)]
 
-        assert await drained(3, acme.queue) == [1, 4, 5]
-        assert await drained(1, other.queue) == [2]
-        await asyncio.sleep(0.05)
-        assert other.queue.empty()
+        assert await drained(4, acme.queue) == [1, 4, 5, 6]
+        assert await drained(2, other.queue) == [2, 7]
+        assert (acme.queue.empty(), other.queue.empty()) == (True, True)
     finally:
         await hub.stop()
 

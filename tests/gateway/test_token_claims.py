@@ -1,4 +1,4 @@
-"""The time claims of a token are JSON numbers (CONTRACT §2): a numeric string, a boolean or a number no
+"""The time claims of a token are JSON numbers (docs/api.md, Auth): a numeric string, a boolean or a number no
 float holds is an unusable token, a 401 on HTTP and a 4401 close on the WebSocket. A token whose `exp` was
 the string "1999999999" used to be accepted, its WebSocket never expiring."""
 

@@ -1,4 +1,4 @@
-"""Batch upload (CONTRACT §4): streaming multipart → S3, one transaction for the batch and its event."""
+"""Batch upload (docs/api.md, Upload): streaming multipart → S3, one transaction for the batch and its event."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ import pytest
 
 from comptaflow.common import batches
 from comptaflow.common.bus import Delivery
-from comptaflow.common.bus.base import PERIOD_VALIDATOR_QUEUE, AnyEvent
 from comptaflow.common.bus.memory import MemoryBus
-from comptaflow.common.contracts import BatchKind, BatchUploaded
+from comptaflow.common.contracts import BatchKind, BatchUploaded, Message
 from comptaflow.common.settings import Settings
 from comptaflow.common.tokens import Role
 from tests.common.support import eventually
@@ -30,18 +29,19 @@ from tests.gateway.support import (
     xlsx_bytes,
 )
 from tests.gateway.test_auth_tenants import assert_error
+from tests.queues import PERIOD_VALIDATOR_QUEUE
 
 pytestmark = pytest.mark.infra
 
 OLE2_XLS = bytes.fromhex("D0CF11E0A1B11AE1") + b"\x00" * 504  # an OLE2 header: what an old .xls starts with
 
 
-async def consumed_events(bus: MemoryBus, count: int, *, within: float = 10.0) -> list[AnyEvent]:
+async def consumed_events(bus: MemoryBus, count: int, *, within: float = 10.0) -> list[Message]:
     """Consume `count` events from the period-validator queue of the in-process bus."""
-    received: list[AnyEvent] = []
+    received: list[Message] = []
     done = asyncio.Event()
 
-    async def handler(event: AnyEvent, _delivery: Delivery) -> None:
+    async def handler(event: Message, _delivery: Delivery) -> None:
         received.append(event)
         if len(received) >= count:
             done.set()

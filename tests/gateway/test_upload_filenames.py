@@ -1,4 +1,4 @@
-"""File names of an upload are display names (CONTRACT §4 `files[].filename`): whatever bytes a client puts
+"""File names of an upload are display names (docs/api.md, Upload: `files[].filename`): whatever bytes a client puts
 in `filename="…"`, the name shown back is NFC, without controls nor invisible formatting characters, at most
 MAX_FILENAME_CHARS with its extension kept; the object key never depends on it."""
 

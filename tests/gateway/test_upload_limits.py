@@ -1,4 +1,4 @@
-"""Upload limits against hostile clients (CONTRACT §4): a stalled body is a 408 and its connection is
+"""Upload limits against hostile clients (docs/api.md, Upload refusals): a stalled body is a 408 and its connection is
 closed; too many uploads in flight, per tenant or in all, are a 429 with Retry-After before the body is
 read; in every case nothing is stored and the slot is given back."""
 

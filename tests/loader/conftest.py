@@ -10,13 +10,14 @@ from pydantic import SecretStr
 
 from comptaflow.common.infra import Infra, open_infra
 from comptaflow.common.settings import Settings
-from comptaflow.loader.app import Loader
+from comptaflow.common.worker import Worker
+from comptaflow.loader.service import SERVICE as LOADER
 
 
 @dataclass
 class Running:
     infra: Infra
-    loader: Loader
+    loader: Worker
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def loader_settings(settings: Settings, amqp_url: str, chdb_url: str) -> Setting
 @pytest.fixture
 async def running(loader_settings: Settings) -> AsyncIterator[Running]:
     async with open_infra(loader_settings, service="loader-test") as infra:
-        loader = Loader(infra)
+        loader = Worker(LOADER, infra)
         await loader.start()
         try:
             yield Running(infra, loader)

@@ -19,9 +19,11 @@ import pytest
 from comptaflow.cli.embedded import S3Endpoint
 from comptaflow.common.contracts import LoadRequested
 from comptaflow.common.infra import open_infra
+from comptaflow.common.secrets import generate_key
 from comptaflow.common.settings import Settings
 from comptaflow.common.warehouse import Warehouse
 from tests.loader.support import new_tenant, stage_batch, wait_final
+from tests.queues import TOPOLOGY
 
 pytestmark = pytest.mark.infra
 
@@ -61,6 +63,7 @@ async def test_loader_killed_mid_load_is_redelivered_and_ends_with_exact_rows(
         "COMPTAFLOW_HEALTH_PORT": "0",
         "COMPTAFLOW_DELIVERY_LIMIT": str(settings.delivery_limit),
         "COMPTAFLOW_LOG_FORMAT": "json",
+        "COMPTAFLOW_SECRET_KEY": generate_key(),
     }
     log = tmp_path / "loaders.log"
     tenant = new_tenant()
@@ -74,7 +77,7 @@ async def test_loader_killed_mid_load_is_redelivered_and_ends_with_exact_rows(
                 await asyncio.sleep(0.1)
                 from comptaflow.common.bus.amqp import AmqpBus
 
-                bus = AmqpBus(amqp_url, service="test", delivery_limit=settings.delivery_limit)
+                bus = AmqpBus(amqp_url, topology=TOPOLOGY, service="test", delivery_limit=settings.delivery_limit)
                 await bus.connect()
                 try:
                     await bus.publish(LoadRequested(tenant_id=tenant, batch_id=staged.batch_id))

@@ -17,9 +17,12 @@ import pytest
 from comptaflow.common import batches, loads
 from comptaflow.common.contracts import BatchStatus, LoadRequested, StatusEvent
 from comptaflow.common.infra import open_infra
+from comptaflow.common.metrics import REGISTRY
 from comptaflow.common.settings import Settings
 from comptaflow.common.warehouse import Warehouse
-from comptaflow.loader.app import Loader
+from comptaflow.common.worker import Worker
+from comptaflow.loader.service import SERVICE as LOADER
+from tests.common.support import eventually
 from tests.loader.conftest import Running
 from tests.loader.support import StagedBatch, new_tenant, stage_batch, staged_parquet, wait_final
 
@@ -54,6 +57,12 @@ async def _current_sums(running: Running, tenant: str) -> dict[str, tuple[Decima
         {"t": tenant, "ids": ids},
     )
     return {str(a): (Decimal(d), Decimal(c)) for a, d, c in rows}
+
+
+def _acks() -> float:
+    """Messages the loader of the `running` fixture handled and acknowledged, in this process so far."""
+    labels = {"service": "loader-test", "queue": LOADER.queues[0].name, "outcome": "ack"}
+    return REGISTRY.get_sample_value("comptaflow_messages_handled_total", labels) or 0.0
 
 
 async def _load(running: Running, staged: StagedBatch) -> batches.Batch:
@@ -107,6 +116,7 @@ async def test_validated_batch_is_loaded_to_the_cent_with_live_stages(running: R
 
 
 async def test_reloading_a_period_keeps_a_backup_and_restore_brings_it_back(running: Running) -> None:
+    acks = _acks()
     tenant = new_tenant()
     infra = running.infra
     first = await stage_batch(infra.db, infra.storage, tenant, lines=300, seed=1)
@@ -158,10 +168,11 @@ async def test_reloading_a_period_keeps_a_backup_and_restore_brings_it_back(runn
     assert restored is not None
     assert restored.status is BatchStatus.COMPLETED
 
-    # The same restore again changes nothing.
+    # The same restore again changes nothing, once the loader is done with it (acknowledged, as the two loads
+    # and the first restore were).
     before = await _seq(running, first.batch_id)
     await infra.bus.publish(restore)
-    await asyncio.sleep(1.0)
+    await eventually(lambda: _acks() >= acks + 4, within=30)
     assert await _seq(running, first.batch_id) == before
     async with infra.db.acquire() as conn:
         assert [p.batch_id for p in await loads.list_periods(conn, tenant)] == [first.batch_id]
@@ -233,13 +244,15 @@ async def test_poison_messages_are_dead_lettered_and_the_next_load_proceeds(runn
 
 
 async def test_redelivered_finished_load_redoes_nothing(running: Running) -> None:
+    acks = _acks()
     infra = running.infra
     tenant = new_tenant()
     staged = await stage_batch(infra.db, infra.storage, tenant, lines=100)
     assert (await _load(running, staged)).status is BatchStatus.COMPLETED
     before = await _seq(running, staged.batch_id)
     await infra.bus.publish(LoadRequested(tenant_id=tenant, batch_id=staged.batch_id))
-    await asyncio.sleep(1.0)
+    # Done with both the load and the redelivered request: acknowledged, after whatever it would change.
+    await eventually(lambda: _acks() >= acks + 2, within=30)
     assert await _seq(running, staged.batch_id) == before
     assert await _current_rows(running, tenant, "grand_livre") == 100
     wh = _wh(running)
@@ -293,7 +306,7 @@ async def test_a_staged_table_lacking_a_column_or_tagged_for_another_load_fails_
 
 async def test_a_period_keeps_its_newest_backups_and_the_older_ones_are_gone(loader_settings: Settings) -> None:
     async with open_infra(loader_settings.model_copy(update={"backups_keep": 2}), service="loader-test") as infra:
-        loader = Loader(infra)
+        loader = Worker(LOADER, infra)
         await loader.start()
         try:
             running = Running(infra, loader)

@@ -20,7 +20,8 @@ from comptaflow.common.contracts import BatchKind, BatchStatus, BatchUploaded, S
 from comptaflow.common.infra import Infra, open_infra
 from comptaflow.common.settings import Settings
 from comptaflow.common.tenants import create_tenant
-from comptaflow.period_validator.app import PeriodValidator
+from comptaflow.common.worker import Worker
+from comptaflow.period_validator.service import SERVICE as VALIDATOR
 from comptaflow.testkit.fec import FecSpec, write_fec
 
 pytestmark = pytest.mark.infra
@@ -35,7 +36,7 @@ ABANDONED = (
 async def infra(settings: Settings) -> AsyncIterator[Infra]:
     assert settings.delivery_limit == 3
     async with open_infra(settings, service=f"validator-{uuid.uuid4().hex[:8]}") as opened:
-        validator = PeriodValidator(opened)
+        validator = Worker(VALIDATOR, opened)
         await validator.start()
         try:
             yield opened

@@ -1,4 +1,4 @@
-"""Header rows and column labels (INPUT-FORMATS §A)."""
+"""Header rows and column labels (docs/api.md, Excel exports)."""
 
 from __future__ import annotations
 

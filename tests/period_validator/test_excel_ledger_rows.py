@@ -1,4 +1,4 @@
-"""A hand-written ledger holding every kind of non-entry row of INPUT-FORMATS §A."""
+"""A hand-written ledger holding every kind of non-entry row of docs/api.md, Excel exports."""
 
 from __future__ import annotations
 

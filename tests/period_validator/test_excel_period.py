@@ -1,4 +1,4 @@
-"""The period of a grand livre, read from preamble rows (INPUT-FORMATS §C)."""
+"""The period of a grand livre, read from preamble rows (docs/api.md, The period of an Excel batch)."""
 
 from __future__ import annotations
 

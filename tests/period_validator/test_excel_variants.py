@@ -1,4 +1,4 @@
-"""Every variant of INPUT-FORMATS §A and §C, generated, validated, compared to the cent."""
+"""Every variant of docs/api.md, Excel exports, generated, validated, compared to the cent."""
 
 from __future__ import annotations
 

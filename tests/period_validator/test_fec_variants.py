@@ -1,4 +1,4 @@
-"""One generated FEC per real-world variant (INPUT-FORMATS §B): each one loads with the sums it was written with.
+"""One generated FEC per real-world variant (docs/fec.md): each one loads with the sums it was written with.
 
 The generator (`comptaflow.testkit.fec`) keeps its own record of what it wrote, computed with `Decimal`
 while writing; the validator's tables must agree with it to the cent.

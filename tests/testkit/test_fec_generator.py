@@ -1,5 +1,5 @@
 """The FEC generator itself: its files, re-read with plain Python (bytes, `str.split`, `csv`), hold what
-`FecFile` says, and every quirk of INPUT-FORMATS §B is visible in the bytes.
+`FecFile` says, and every variant of docs/fec.md is visible in the bytes.
 
 Deliberately independent of the product's FEC parser: this is the reference the parser is tested against.
 """

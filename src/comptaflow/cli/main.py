@@ -1,9 +1,10 @@
-"""`comptaflow` — one command for every process (CONTRACT §1).
+"""`comptaflow` — one command for every process (docs/api.md, Running it).
 
 comptaflow up                       everything in one process, embedded infrastructure by default
 comptaflow serve <service>          one service (production, Kubernetes)
 comptaflow token --sub … --role … --tenant … [--ttl]
 comptaflow migrate                  apply database migrations
+comptaflow rotate-secrets           re-encrypt tenant secrets under the current key
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from comptaflow.cli.secret_key import add_rotate_parser, secret_key_for
 from comptaflow.common.errors import ConfigurationError, DependencyUnavailable
 from comptaflow.common.logging import configure_logging, get_logger
 from comptaflow.common.memory import retain_heap
+from comptaflow.common.registry import discover
 from comptaflow.common.settings import Settings
 from comptaflow.common.tokens import Role, mint
 
-SERVICES = ("gateway", "period-validator", "loader", "pennylane-sync", "payroll-bridge")
-AVAILABLE = ("gateway", "period-validator", "loader")
 log = get_logger("comptaflow.cli")
 
 
@@ -50,14 +51,23 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="run the whole platform in one process (embedded infrastructure by default)")
     serve = sub.add_parser("serve", help="run one service")
-    serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("service", help="a registered service: " + ", ".join(_installed()))
     token = sub.add_parser("token", help="print a signed access token (JWT)")
     token.add_argument("--sub", required=True)
     token.add_argument("--role", required=True, choices=[r.value for r in Role])
     token.add_argument("--tenant", action="append", default=[], dest="tenants", help="repeatable; '*' = all")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     sub.add_parser("migrate", help="apply database migrations")
+    add_rotate_parser(sub)
     return parser
+
+
+def _installed() -> list[str]:
+    """The services the installed packages register (the help text; COMPTAFLOW_EXTRA_SERVICES adds more)."""
+    try:
+        return list(discover().names)
+    except ConfigurationError:
+        return []
 
 
 def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 — one exit code per command
@@ -79,20 +89,32 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 — one exit co
         from comptaflow.cli.commands import migrate
 
         return run(migrate(settings))
+    if args.command == "rotate-secrets":
+        from comptaflow.cli.secret_key import rotate_secrets
+
+        return run(rotate_secrets(settings))
     if settings.retain_heap and args.command in ("up", "serve"):
         retain_heap()  # before any thread starts
     if args.command == "serve":
-        if args.service not in AVAILABLE:
-            print(f"comptaflow serve: {args.service} is not part of this release", file=sys.stderr)
+        try:
+            spec = discover(settings.extra_services).get(args.service)
+        except ConfigurationError as exc:
+            print(f"comptaflow serve: {exc}", file=sys.stderr)
             return 2
         from comptaflow.cli.commands import serve
 
-        secret = jwt_secret_for(settings, generate=False) if args.service == "gateway" else ""
+        secret = jwt_secret_for(settings, generate=False) if spec.role == "http" else ""
+        # Required outside `up` (docs/api.md): a service reads tenant secrets with it.
+        key = secret_key_for(settings, generate=False)
+        settings = settings.model_copy(update={"secret_key": SecretStr(key)})
         return run(serve(settings, args.service, jwt_secret=secret))
     from comptaflow.cli.commands import up
 
     secret = jwt_secret_for(settings, generate=True)
-    settings = settings.model_copy(update={"jwt_secret": SecretStr(secret), "home": Path(settings.home)})
+    key = secret_key_for(settings, generate=True)
+    settings = settings.model_copy(
+        update={"jwt_secret": SecretStr(secret), "secret_key": SecretStr(key), "home": Path(settings.home)}
+    )
     return run(up(settings))
 
 

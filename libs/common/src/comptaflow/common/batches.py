@@ -308,3 +308,116 @@ async def list_batches(
         for r in file_rows:
             files[r["batch_id"]].append(BatchFile(r["field"], r["filename"], r["size"], r["sha256"], r["object_key"]))
     return [_batch(r, files[r["id"]]) for r in rows]
+
+
+# -- housekeeping (comptaflow.common.housekeeping): the stored objects of batches FAILED long ago ----------
+
+FILES_REMOVED = "files_removed"
+"""The `stats` key recording that the stored objects of a FAILED batch were removed; present = done."""
+
+
+async def failed_with_files(conn: Conn, *, failed_before: datetime, limit: int) -> list[uuid.UUID]:
+    """FAILED batches that failed before `failed_before` and still have their objects, oldest failure first.
+
+    FAILED is final, so nothing moves a FAILED batch's `updated_at` but the removal recorded here: until
+    then it is the time the batch failed.
+    """
+    rows = await conn.fetch(
+        f"SELECT id FROM batches WHERE status = 'FAILED' AND updated_at < $1 AND NOT stats ? '{FILES_REMOVED}'"  # noqa: S608 — constant key
+        " ORDER BY updated_at, id LIMIT $2",
+        failed_before,
+        limit,
+    )
+    return [row["id"] for row in rows]
+
+
+async def lock_failed_with_files(conn: Conn, batch_id: uuid.UUID) -> Batch | None:
+    """The batch, row-locked until the end of the transaction, if it is FAILED with its objects not yet removed
+    and no other transaction holds it (`SKIP LOCKED`: two sweepers never work on one batch); else None."""
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM batches WHERE id = $1 AND status = 'FAILED'"  # noqa: S608 — constant columns and key
+        f" AND NOT stats ? '{FILES_REMOVED}' FOR UPDATE SKIP LOCKED",
+        batch_id,
+    )
+    if row is None:
+        return None
+    file_rows = await conn.fetch(
+        "SELECT field, filename, size, sha256, object_key FROM batch_files WHERE batch_id = $1 ORDER BY field",
+        batch_id,
+    )
+    files = [BatchFile(r["field"], r["filename"], r["size"], r["sha256"], r["object_key"]) for r in file_rows]
+    return _batch(row, files)
+
+
+async def record_files_removed(conn: Conn, batch_id: uuid.UUID, note: dict[str, Any]) -> bool:
+    """Record `note` under `stats.files_removed` of a FAILED batch (once: False if it was already there)."""
+    done: uuid.UUID | None = await conn.fetchval(
+        f"UPDATE batches SET stats = stats || jsonb_build_object('{FILES_REMOVED}', $2::jsonb), updated_at = now()"  # noqa: S608 — constant key
+        f" WHERE id = $1 AND status = 'FAILED' AND NOT stats ? '{FILES_REMOVED}' RETURNING id",
+        batch_id,
+        note,
+    )
+    return done is not None
+
+
+# -- the gateway's load decisions and the files a validator files or a loader prunes -----------------------
+
+
+async def lock_status(conn: Conn, batch_id: uuid.UUID) -> tuple[BatchStatus, date | None, date | None] | None:
+    """Lock the batch's row until the end of the transaction; return its status and period (None: no batch)."""
+    row = await conn.fetchrow("SELECT status, period_start, period_end FROM batches WHERE id = $1 FOR UPDATE", batch_id)
+    return None if row is None else (BatchStatus(row["status"]), row["period_start"], row["period_end"])
+
+
+async def processing_overlap(
+    conn: Conn, tenant_id: str, period_start: date, period_end: date, *, excluding: uuid.UUID | None = None
+) -> uuid.UUID | None:
+    """The oldest PROCESSING batch of the tenant but `excluding` whose period overlaps [start, end] (bounds
+    included), if any."""
+    found: uuid.UUID | None = await conn.fetchval(
+        """
+        SELECT id FROM batches
+        WHERE tenant_id = $1 AND status = 'PROCESSING'
+          AND period_start <= $3 AND period_end >= $2
+          AND ($4::uuid IS NULL OR id <> $4::uuid)
+        ORDER BY created_at LIMIT 1
+        """,
+        tenant_id,
+        period_start,
+        period_end,
+        excluding,
+    )
+    return found
+
+
+async def file_owner(conn: Conn, object_key: str, *, excluding: uuid.UUID) -> uuid.UUID | None:
+    """A batch other than `excluding` one of whose files is stored at `object_key`, if any."""
+    owner: uuid.UUID | None = await conn.fetchval(
+        "SELECT batch_id FROM batch_files WHERE object_key = $1 AND batch_id <> $2", object_key, excluding
+    )
+    return owner
+
+
+async def repoint_file(conn: Conn, batch_id: uuid.UUID, old_key: str, new_key: str) -> None:
+    """Point the batch's file stored at `old_key` to `new_key` (where its object was copied)."""
+    await conn.execute(
+        "UPDATE batch_files SET object_key = $3 WHERE batch_id = $1 AND object_key = $2", batch_id, old_key, new_key
+    )
+
+
+async def set_file_keys(conn: Conn, batch_id: uuid.UUID, keys: dict[str, str]) -> None:
+    """Point each file of the batch named in `keys` (field → object key) to its new key."""
+    await conn.executemany(
+        "UPDATE batch_files SET object_key = $3 WHERE batch_id = $1 AND field = $2",
+        [(batch_id, field, key) for field, key in keys.items()],
+    )
+
+
+async def keys_of_other_batches(conn: Conn, keys: Sequence[str], *, excluding: uuid.UUID) -> set[str]:
+    """Those of `keys` at which a file of a batch other than `excluding` is stored."""
+    rows = await conn.fetch(
+        "SELECT object_key FROM batch_files WHERE object_key = ANY($1::text[]) AND batch_id <> $2",
+        list(keys),
+        excluding,
+    )
+    return {row["object_key"] for row in rows}

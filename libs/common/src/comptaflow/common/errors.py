@@ -8,7 +8,9 @@
     │   └── NotFound        — the thing a message names does not exist
     └── ConfigurationError  — the process cannot start as configured (said at start-up, never retried)
 
-Adapters translate third-party exceptions (asyncpg, aiormq, botocore) into these at their edge.
+Adapters translate third-party exceptions (asyncpg, aiormq, botocore) into these at their edge; each
+adapter's own subclasses are drawn in its docstring (asyncpg's: `db.DatabaseUnavailable`, a
+DependencyUnavailable; `db.DatabaseConflict`, transient; `db.DatabaseRefused`, permanent).
 """
 
 from __future__ import annotations

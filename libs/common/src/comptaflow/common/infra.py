@@ -17,6 +17,7 @@ from comptaflow.common.bus import Bus
 from comptaflow.common.bus.amqp import AmqpBus
 from comptaflow.common.bus.memory import MemoryBus
 from comptaflow.common.errors import DependencyUnavailable
+from comptaflow.common.registry import Registry, discover
 from comptaflow.common.settings import Settings
 from comptaflow.common.storage import Storage
 from comptaflow.common.warehouse import Warehouse
@@ -41,10 +42,13 @@ class Infra:
         return checks
 
 
-def make_bus(settings: Settings, *, service: str) -> Bus:
+def make_bus(settings: Settings, *, service: str, registry: Registry | None = None) -> Bus:
+    """RabbitMQ when an AMQP URL is set, else the in-process bus; either declares the registry's topology."""
+    topology = (registry or discover(settings.extra_services)).topology
+    limit = settings.delivery_limit
     if settings.amqp_url is not None:
-        return AmqpBus(settings.amqp_url.get_secret_value(), service=service, delivery_limit=settings.delivery_limit)
-    return MemoryBus(service=service, delivery_limit=settings.delivery_limit)
+        return AmqpBus(settings.amqp_url.get_secret_value(), service=service, topology=topology, delivery_limit=limit)
+    return MemoryBus(service=service, topology=topology, delivery_limit=limit)
 
 
 def make_storage(settings: Settings) -> Storage:
@@ -68,8 +72,15 @@ ACCEPTS_UPLOADS = ("gateway", "up")
 
 @contextlib.asynccontextmanager
 async def open_infra(
-    settings: Settings, *, service: str, bus: Bus | None = None, run_migrations: bool = False
+    settings: Settings,
+    *,
+    service: str,
+    bus: Bus | None = None,
+    run_migrations: bool = False,
+    registry: Registry | None = None,
 ) -> AsyncIterator[Infra]:
+    """Open the process's connections; the bus declares the topology of `registry` (default: the installed
+    services and COMPTAFLOW_EXTRA_SERVICES)."""
     if settings.database_url is None:
         raise DependencyUnavailable("COMPTAFLOW_DATABASE_URL is not set")
     async with contextlib.AsyncExitStack() as stack:
@@ -83,7 +94,7 @@ async def open_infra(
         await storage.ensure_bucket()
         if service in ACCEPTS_UPLOADS:
             await storage.check_multipart()
-        the_bus = bus if bus is not None else make_bus(settings, service=service)
+        the_bus = bus if bus is not None else make_bus(settings, service=service, registry=registry)
         await the_bus.connect()
         stack.push_async_callback(the_bus.close)
         warehouse: Warehouse | None = None

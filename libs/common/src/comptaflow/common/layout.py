@@ -32,3 +32,13 @@ def backup_prefix(tenant_id: str, start: date, end: date, at: datetime) -> str:
 
 def staging_key(tenant_id: str, batch_id: uuid.UUID, table: str) -> str:
     return f"{tenant_id}/staging/{batch_id}/{table}.parquet"
+
+
+def incoming_prefix(tenant_id: str, batch_id: uuid.UUID) -> str:
+    """Where the gateway streams a batch's uploaded files (`{prefix}{field}{ext}`)."""
+    return f"{tenant_id}/incoming/{batch_id}/"
+
+
+def staging_prefix(tenant_id: str, batch_id: uuid.UUID) -> str:
+    """Every staged table of a batch (`staging_key`) lies under this prefix."""
+    return f"{tenant_id}/staging/{batch_id}/"

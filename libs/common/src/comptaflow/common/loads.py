@@ -261,3 +261,35 @@ async def prune_backups(conn: Conn, tenant_id: str, start: date, end: date, *, k
         keep,
     )
     return [Backup(**dict(row)) for row in rows]
+
+
+async def is_current(conn: Conn, tenant_id: str, batch_id: uuid.UUID) -> bool:
+    """Whether the batch is the current load of one of the tenant's periods."""
+    found: uuid.UUID | None = await conn.fetchval(
+        "SELECT batch_id FROM loaded_periods WHERE tenant_id = $1 AND batch_id = $2", tenant_id, batch_id
+    )
+    return found is not None
+
+
+async def overlapping_periods(conn: Conn, tenant_id: str, start: date, end: date) -> list[tuple[date, date]]:
+    """The tenant's loaded periods that overlap [start, end] (bounds included) other than exactly it, by start."""
+    rows = await conn.fetch(
+        """
+        SELECT period_start, period_end FROM loaded_periods
+        WHERE tenant_id = $1 AND period_start <= $3 AND period_end >= $2
+          AND NOT (period_start = $2 AND period_end = $3)
+        ORDER BY period_start
+        """,
+        tenant_id,
+        start,
+        end,
+    )
+    return [(row["period_start"], row["period_end"]) for row in rows]
+
+
+async def backup_folder_shared(conn: Conn, s3_prefix: str, *, excluding: uuid.UUID) -> bool:
+    """Whether the files of a backup of a batch other than `excluding` were copied under `s3_prefix` too."""
+    rows = await conn.fetch(
+        "SELECT id FROM backups WHERE s3_prefix = $1 AND batch_id <> $2 LIMIT 1", s3_prefix, excluding
+    )
+    return bool(rows)

@@ -16,9 +16,8 @@ import structlog
 
 from comptaflow.common import batches
 from comptaflow.common.bus import Bus
-from comptaflow.common.bus.base import AnyEvent
-from comptaflow.common.contracts import BatchKind, BatchStatus, BatchUploaded
-from comptaflow.common.db import CONNECTION_ERRORS, Conn
+from comptaflow.common.contracts import BatchKind, BatchStatus, BatchUploaded, Message, message_type
+from comptaflow.common.db import CONNECTION_ERRORS, DATABASE_ERRORS, Conn, DatabaseRefused, translated
 from comptaflow.common.errors import TransientError
 from comptaflow.common.metrics import BATCHES, OUTBOX_PENDING
 
@@ -27,10 +26,10 @@ log = structlog.get_logger("comptaflow.outbox")
 NOTIFY_CHANNEL = "comptaflow_outbox"
 
 
-async def enqueue(conn: Conn, event: AnyEvent) -> None:
+async def enqueue(conn: Conn, event: Message) -> None:
     await conn.execute(
         "INSERT INTO outbox (routing_key, message_id, body) VALUES ($1, $2, $3)",
-        event.type,
+        message_type(type(event)),
         event.message_id,
         event.model_dump_json(),
     )
@@ -56,7 +55,7 @@ class OutboxRelay:
 
     async def start(self) -> None:
         self._stopping = False
-        with contextlib.suppress(*CONNECTION_ERRORS):
+        with contextlib.suppress(*DATABASE_ERRORS), translated():
             listener = await self._pool.acquire()
             await listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
             self._listener = listener
@@ -75,7 +74,7 @@ class OutboxRelay:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         if self._listener is not None:
-            with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
+            with contextlib.suppress(*DATABASE_ERRORS), translated():
                 await self._listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
             await self._pool.release(self._listener)
             self._listener = None
@@ -87,7 +86,7 @@ class OutboxRelay:
             self._wake.clear()
             try:
                 relayed = await self.relay_once()
-            except (TransientError, *CONNECTION_ERRORS, asyncpg.PostgresError) as exc:  # type: ignore[misc]
+            except (TransientError, DatabaseRefused, *CONNECTION_ERRORS) as exc:  # type: ignore[misc]
                 log.warning("outbox_relay_failed", error=repr(exc))
                 relayed = 0
             if relayed < self._batch_size and not self._stopping:

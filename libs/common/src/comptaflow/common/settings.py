@@ -1,6 +1,6 @@
 """Settings shared by every Comptaflow process, read once in the composition root.
 
-Every variable is prefixed `COMPTAFLOW_` (CONTRACT §1). Nothing else reads the environment.
+Every variable is prefixed `COMPTAFLOW_` (docs/api.md, Settings). Nothing else reads the environment.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8000, ge=0, le=65535)
     jwt_secret: SecretStr | None = None
     secret_key: SecretStr | None = Field(
-        default=None, description="Key that encrypts tenant secrets at rest (derived from jwt_secret if unset)."
+        default=None,
+        description="Keys of the tenant secrets at rest: `kid:key` entries, comma-separated, the first encrypts"
+        " (comptaflow.common.secrets); `comptaflow up` generates one into COMPTAFLOW_HOME when unset.",
     )
 
     amqp_url: SecretStr | None = None
@@ -34,7 +36,7 @@ class Settings(BaseSettings):
 
     max_upload_mb: int = Field(default=512, ge=1)
     # Uploads: a body that stops arriving for this long is answered 408; uploads in flight at once, per
-    # tenant and in all, beyond which a new one is answered 429 with Retry-After (CONTRACT §4).
+    # tenant and in all, beyond which a new one is answered 429 with Retry-After (docs/api.md, Upload refusals).
     upload_idle_s: float = Field(default=60.0, gt=0)
     max_uploads_per_tenant: int = Field(default=4, ge=1)
     max_uploads: int = Field(default=64, ge=1)
@@ -54,11 +56,16 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     # Backups kept per period (the newest): older ones lose their warehouse rows and files.
     backups_keep: int = Field(default=10, ge=1)
+    # Days the uploaded files (and staged tables) of a FAILED batch are kept (comptaflow.common.housekeeping).
+    failed_retention_days: int = Field(default=30, ge=1)
     # Keep freed memory in the process between batches (glibc): the next large file reuses it without page
     # faults, at the price of a higher, kept resident size (comptaflow.common.memory). Off by default.
     retain_heap: bool = False
     # Port of the worker health/metrics endpoint under `comptaflow serve <worker>` (0 = none).
     health_port: int = Field(default=8001, ge=0, le=65535)
+    # Services declared outside the installed packages (`module:attribute` of a ServiceSpec, comma-separated),
+    # added to those registered under the `comptaflow.services` entry points (comptaflow.common.registry).
+    extra_services: str = ""
 
     @property
     def max_upload_bytes(self) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -301,9 +300,3 @@ class ObjectWriter:
                 Bucket=self._storage.bucket, Key=self.key, UploadId=self._upload_id
             )
         self._upload_id = None
-
-
-async def iter_file(path: Path, chunk_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
-    with path.open("rb") as fh:
-        while chunk := fh.read(chunk_size):
-            yield chunk

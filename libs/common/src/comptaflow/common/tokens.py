@@ -1,4 +1,4 @@
-"""JWT (HS256) access tokens: claims `sub`, `role`, `tenants`, `exp` (CONTRACT §2).
+"""JWT (HS256) access tokens: claims `sub`, `role`, `tenants`, `exp` (docs/api.md, Auth).
 
 The time claims `exp`, `iat` and `nbf` are NumericDates (RFC 7519 §2): JSON numbers. PyJWT checks them
 with `int(value)`, so on its own it accepts a numeric string (`"exp": "1999999999"`) or a boolean; such a

@@ -53,7 +53,7 @@ _TITLES = {
 
 @dataclass(frozen=True, slots=True)
 class ExportSpec:
-    """Options of one generated period; every field picks one variant of INPUT-FORMATS §A/§C.
+    """Options of one generated period; every field picks one variant of docs/api.md, Excel exports.
 
     Ledger options apply to both grands livres unless a `tiers_*` override is given.
 

@@ -1,4 +1,4 @@
-"""FEC files (Fichier des Écritures Comptables, INPUT-FORMATS §B) with the values a reader must find.
+"""FEC files (Fichier des Écritures Comptables, docs/fec.md) with the values a reader must find.
 
 `write_fec(path, spec)` writes a balanced FEC of about `spec.lines` data lines (whole entries of 2-5
 lines: purchases, sales, payments, bank fees, salaries, VAT settlements, one opening entry `AN` on the
@@ -237,7 +237,7 @@ EVERY_QUIRK = FecSpec(
     lowercase_journals=True,
     fiscal_years=2,
 )
-"""Every variant of INPUT-FORMATS §B that can be combined, at once (`dataclasses.replace` for size and seed)."""
+"""Every variant of docs/fec.md that can be combined, at once (`dataclasses.replace` for size and seed)."""
 
 
 @dataclass(frozen=True)

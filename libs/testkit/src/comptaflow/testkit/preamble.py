@@ -1,4 +1,4 @@
-"""Report preambles: company, title, edition line and the period in every form of INPUT-FORMATS §C."""
+"""Report preambles: company, title, edition line and the period in every form docs/api.md reads."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""How many uploads one gateway process receives at once (CONTRACT §4): per tenant, and in all.
+"""How many uploads one gateway process receives at once (docs/api.md, Upload refusals): per tenant, and in all.
 
 Each upload in flight holds a connection, a request task, up to one S3 multipart upload and its buffered
 part. Without a bound, a client opening hundreds of uploads (or one tenant's runaway script) takes

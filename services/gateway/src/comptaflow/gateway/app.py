@@ -1,10 +1,11 @@
 """Composition root of the gateway: the FastAPI app, its routes, and one lifespan.
 
 `create_app()` receives the process's connections (`Infra`, opened by the caller) and builds
-everything else; the lifespan starts, then stops in reverse order, the two background tasks:
+everything else; the lifespan starts, then stops in reverse order, its background tasks:
 
     StatusHub    reads `comptaflow.status` once and fans events out to WebSocket clients
     OutboxRelay  publishes committed outbox rows (e.g. `batch.uploaded`) to the bus
+    Sweeper      removes the files of long-FAILED batches (comptaflow.common.housekeeping), hourly
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from collections.abc import AsyncIterator
 import structlog
 from fastapi import FastAPI
 
+from comptaflow.common.housekeeping import Sweeper
 from comptaflow.common.infra import Infra
 from comptaflow.common.outbox import OutboxRelay
 from comptaflow.gateway.admission import UploadSlots
 from comptaflow.gateway.errors import install_error_handlers
 from comptaflow.gateway.observability import ObservabilityMiddleware, redact_server_logs
-from comptaflow.gateway.routes import batches, health, ledger, loads, tenants, ws
+from comptaflow.gateway.routes import batches, health, jobs, ledger, loads, tenants, ws
 from comptaflow.gateway.state import GatewayState
 from comptaflow.gateway.status_hub import StatusHub
 
@@ -46,6 +48,8 @@ def create_app(infra: Infra, *, jwt_secret: str, relay: bool = True) -> FastAPI:
     outbox_relay = OutboxRelay(infra.db, infra.bus) if relay else None
     settings = infra.settings
     uploads = UploadSlots(per_tenant=settings.max_uploads_per_tenant, total=settings.max_uploads)
+    # Incoming files of FAILED batches go after COMPTAFLOW_FAILED_RETENTION_DAYS (comptaflow.common.housekeeping).
+    sweeper = Sweeper(infra.db, infra.storage, retention_days=settings.failed_retention_days)
     state = GatewayState(infra=infra, jwt_secret=jwt_secret, hub=hub, relay=outbox_relay, uploads=uploads)
 
     @contextlib.asynccontextmanager
@@ -56,6 +60,8 @@ def create_app(infra: Infra, *, jwt_secret: str, relay: bool = True) -> FastAPI:
             if outbox_relay is not None:
                 await outbox_relay.start()
                 stack.push_async_callback(outbox_relay.stop)
+            await sweeper.start()
+            stack.push_async_callback(sweeper.stop)
             log.info("gateway_started", relay=outbox_relay is not None)
             yield
             log.info("gateway_stopping")
@@ -75,5 +81,6 @@ def create_app(infra: Infra, *, jwt_secret: str, relay: bool = True) -> FastAPI:
     app.include_router(batches.router)
     app.include_router(loads.router)
     app.include_router(ledger.router)
+    app.include_router(jobs.router)
     app.include_router(ws.router)
     return app

@@ -1,8 +1,11 @@
-"""Bearer-token authentication and tenant access (CONTRACT §2).
+"""Bearer-token authentication and tenant access (docs/api.md, Auth).
 
 no/invalid/expired token       → 401 UNAUTHORIZED
 a tenant the token does not list → 404 NOT_FOUND (existence is never revealed)
 a write by a `viewer`          → 403 FORBIDDEN
+
+Every route named after a tenant starts with `visible_tenant`: a tenant the token does not list and one
+that does not exist get the same 404, so a token never learns which tenants exist.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import structlog
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from comptaflow.common import tenants
+from comptaflow.common.tenants import Tenant
 from comptaflow.common.tokens import InvalidTokenError, Principal, verify
 from comptaflow.gateway.errors import forbidden, not_found, unauthorized
 from comptaflow.gateway.state import GatewayState, gateway_state
@@ -44,6 +49,20 @@ def require_visible(who: Principal, tenant_id: str) -> None:
     if not who.can_see(tenant_id):
         raise not_found("tenant")
     structlog.contextvars.bind_contextvars(tenant_id=tenant_id)
+
+
+async def visible_tenant(state: GatewayState, who: Principal, tenant_id: str) -> Tenant:
+    """The tenant, if the token lists it and it exists; else 404 NOT_FOUND "tenant not found".
+
+    The token is checked before the database is asked, so a tenant the token does not list is answered
+    404 without a query (and whatever the state of the database).
+    """
+    require_visible(who, tenant_id)
+    async with state.infra.db.acquire() as conn:
+        tenant = await tenants.get_tenant(conn, tenant_id)
+    if tenant is None:
+        raise not_found("tenant")
+    return tenant
 
 
 def require_writer(who: Principal) -> None:

@@ -1,4 +1,4 @@
-"""The error envelope and the exception handlers that produce it (CONTRACT §2).
+"""The error envelope and the exception handlers that produce it (docs/api.md, Errors).
 
 Every error the gateway answers has the same body, whoever raised it (a route, FastAPI's request
 validation, Starlette's routing, an unreachable dependency):
@@ -8,7 +8,8 @@ validation, Starlette's routing, an unreachable dependency):
     ApiError               — raised by routes and dependencies with a status and a code
     RequestValidationError — FastAPI's 422                       → VALIDATION_ERROR
     HTTPException          — Starlette's 404/405 for unknown routes → NOT_FOUND, METHOD_NOT_ALLOWED, …
-    DependencyUnavailable and lost connections (OSError, asyncpg's) → 503 SERVICE_UNAVAILABLE
+    TransientError (DependencyUnavailable: a database, broker or store that did not answer; a database
+    transaction that lost a race, `db.DatabaseConflict`) and lost connections (OSError) → 503 SERVICE_UNAVAILABLE
     anything else                                                → 500 INTERNAL_ERROR (logged)
 
 No answer carries the text of an exception the gateway did not write for the client: it can hold SQL,
@@ -30,7 +31,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from comptaflow.common.db import CONNECTION_ERRORS
-from comptaflow.common.errors import DependencyUnavailable
+from comptaflow.common.errors import TransientError
 
 log = structlog.get_logger("comptaflow.gateway")
 
@@ -188,7 +189,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(DependencyUnavailable, _unavailable)
+    app.add_exception_handler(TransientError, _unavailable)
     for exc_type in CONNECTION_ERRORS:
         if issubclass(exc_type, Exception):
             app.add_exception_handler(exc_type, _unavailable)

@@ -1,4 +1,4 @@
-"""Asking the loader for a load or a restore (CONTRACT §4), one PostgreSQL transaction each.
+"""Asking the loader for a load or a restore (docs/api.md, Loading), one PostgreSQL transaction each.
 
 Both take a transaction-scoped advisory lock on the tenant first, so two requests of one tenant
 are decided one after the other: the second sees the first one's PROCESSING batch and is refused
@@ -20,10 +20,8 @@ from datetime import date
 from comptaflow.common import batches, loads, outbox
 from comptaflow.common.contracts import BatchStatus, LoadRequested
 from comptaflow.common.db import Conn
+from comptaflow.common.locks import Namespace, advisory_xact_lock
 from comptaflow.gateway.errors import Refusal
-
-# Namespace of the tenant lock (first key of the two-key advisory lock); the second is the tenant's hash.
-_TENANT_LOAD_LOCK = 0x0C0F1A02
 
 
 class LoadRefused(Refusal):
@@ -42,27 +40,7 @@ class LoadTicket:
 
 async def lock_tenant_loads(conn: Conn, tenant_id: str) -> None:
     """Serialise load decisions of one tenant until the end of the current transaction."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _TENANT_LOAD_LOCK, tenant_id)
-
-
-async def busy_batch(
-    conn: Conn, tenant_id: str, period_start: date, period_end: date, *, excluding: uuid.UUID | None = None
-) -> uuid.UUID | None:
-    """A PROCESSING batch of the tenant whose period overlaps [start, end] (bounds included), if any."""
-    found: uuid.UUID | None = await conn.fetchval(
-        """
-        SELECT id FROM batches
-        WHERE tenant_id = $1 AND status = 'PROCESSING'
-          AND period_start <= $3 AND period_end >= $2
-          AND ($4::uuid IS NULL OR id <> $4::uuid)
-        ORDER BY created_at LIMIT 1
-        """,
-        tenant_id,
-        period_start,
-        period_end,
-        excluding,
-    )
-    return found
+    await advisory_xact_lock(conn, Namespace.LOAD_REQUESTS, tenant_id)
 
 
 def _period_busy(other: uuid.UUID, start: date, end: date) -> LoadRefused:
@@ -77,17 +55,16 @@ async def request_load(conn: Conn, batch: batches.Batch) -> LoadTicket:
     """Move a VALIDATED batch to PROCESSING and enqueue its `LoadRequested` (call inside a transaction)."""
     await lock_tenant_loads(conn, batch.tenant_id)
     # Read again under the lock: the status may have changed since the caller read it.
-    row = await conn.fetchrow("SELECT status, period_start, period_end FROM batches WHERE id = $1 FOR UPDATE", batch.id)
-    assert row is not None  # batches are never deleted
-    status = BatchStatus(row["status"])
-    start, end = row["period_start"], row["period_end"]
+    state = await batches.lock_status(conn, batch.id)
+    assert state is not None  # batches are never deleted
+    status, start, end = state
     if status is not BatchStatus.VALIDATED or start is None or end is None:
         raise LoadRefused(
             "BATCH_NOT_VALIDATED",
             f"only a VALIDATED batch can be loaded; this one is {status.value}",
             {"status": status.value},
         )
-    other = await busy_batch(conn, batch.tenant_id, start, end, excluding=batch.id)
+    other = await batches.processing_overlap(conn, batch.tenant_id, start, end, excluding=batch.id)
     if other is not None:
         raise _period_busy(other, start, end)
     moved = await batches.transition(conn, batch.id, BatchStatus.PROCESSING, stage="queued", progress=0.0)
@@ -110,7 +87,7 @@ async def request_restore(conn: Conn, backup_id: uuid.UUID) -> LoadTicket | None
     if backup is None:
         return None
     start, end = backup.period_start, backup.period_end
-    other = await busy_batch(conn, backup.tenant_id, start, end)
+    other = await batches.processing_overlap(conn, backup.tenant_id, start, end)
     if other is not None:
         raise _period_busy(other, start, end)
     await outbox.enqueue(conn, LoadRequested(tenant_id=backup.tenant_id, batch_id=backup.batch_id, backup_id=backup.id))

@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP API (CONTRACT §3, §4, §6), and their wire formatting.
+"""Request and response bodies of the HTTP API (docs/api.md), and their wire formatting.
 
 Dates are `YYYY-MM-DD`; timestamps ISO-8601 UTC ending in `Z`; amounts decimal strings with two decimals.
 """
@@ -12,8 +12,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from comptaflow.common.batches import Batch
-from comptaflow.common.contracts import BatchKind, BatchStatus
+from comptaflow.common.contracts import BatchKind, BatchStatus, JobStatus
 from comptaflow.common.contracts.v1 import TenantId
+from comptaflow.common.jobs import Job
 from comptaflow.common.loads import BackupView, PeriodView
 from comptaflow.common.tenants import Tenant
 from comptaflow.common.warehouse.reads import CENT, LedgerLine, TrialBalanceRow
@@ -102,6 +103,41 @@ class BatchOut(BaseModel):
 
 class BatchPage(BaseModel):
     items: list[BatchOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last one")
+
+
+class JobOut(BaseModel):
+    job_id: str
+    tenant_id: str
+    kind: str = Field(description="what the job does", examples=["pennylane.sync", "payroll.import"])
+    status: JobStatus = Field(description="PENDING → RUNNING → SUCCEEDED, or FAILED (final states: SUCCEEDED, FAILED)")
+    stage: str
+    progress: float = Field(ge=0.0, le=1.0)
+    message: str = Field(description="what the job is doing, or how it ended")
+    stats: dict[str, Any] = Field(description="counts the job reports (rows, tables, …)")
+    errors: list[dict[str, Any]] = Field(description='[{"code", "message", …}]')
+    created_at: str = Field(description=_TIMESTAMP)
+    updated_at: str = Field(description=_TIMESTAMP)
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        return cls(
+            job_id=str(job.id),
+            tenant_id=job.tenant_id,
+            kind=job.kind,
+            status=job.status,
+            stage=job.stage,
+            progress=job.progress,
+            message=job.message,
+            stats=job.stats,
+            errors=job.errors,
+            created_at=utc_timestamp(job.created_at),
+            updated_at=utc_timestamp(job.updated_at),
+        )
+
+
+class JobPage(BaseModel):
+    items: list[JobOut] = Field(description="newest first")
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last one")
 
 

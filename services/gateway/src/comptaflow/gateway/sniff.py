@@ -1,4 +1,4 @@
-"""Recognise an upload by its first bytes, not by its name (CONTRACT §4: "content not of the expected kind").
+"""Recognise an upload by its first bytes, not by its name (docs/api.md, Upload: "recognised by their content").
 
     Excel  .xlsx  a ZIP (`PK\\x03\\x04`) whose first entry belongs to an OOXML package
                   (`[Content_Types].xml`, `_rels/…`, `docProps/…`, `xl/…`)

@@ -1,4 +1,4 @@
-"""Fan-out of status events to WebSocket connections (CONTRACT §5).
+"""Fan-out of status events to WebSocket connections (docs/api.md, WebSocket).
 
 One background task per process reads `bus.status_stream()` and hands every event, in bus order, to
 the subscriptions that asked for its tenant or batch. Each subscription has a bounded queue: a client

@@ -1,4 +1,4 @@
-"""Streaming `multipart/form-data` → S3 for a batch upload (CONTRACT §4).
+"""Streaming `multipart/form-data` → S3 for a batch upload (docs/api.md, Upload and Upload refusals).
 
 The body is never held whole: the request chunks are fed to python-multipart's streaming parser
 (`form_stream`) as they arrive, and each file part goes straight into an S3 `ObjectWriter` (8 MiB parts, size and sha256

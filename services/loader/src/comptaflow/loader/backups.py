@@ -44,12 +44,7 @@ async def restore_backup(infra: Infra, event: LoadRequested, *, service: str) ->
     async with pool.acquire() as conn:
         backup = await loads.get_backup(conn, event.backup_id)
         if backup is None:
-            owner = await conn.fetchval(
-                "SELECT batch_id FROM loaded_periods WHERE tenant_id = $1 AND batch_id = $2",
-                event.tenant_id,
-                event.batch_id,
-            )
-            if owner is not None:
+            if await loads.is_current(conn, event.tenant_id, event.batch_id):
                 log.info("backup_already_restored", backup_id=str(event.backup_id))
                 return
             raise NotFound(f"backup {event.backup_id} does not exist")

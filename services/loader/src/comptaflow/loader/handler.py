@@ -1,6 +1,6 @@
 """Handling of `batch.load_requested`: load a validated batch, or restore a backup (`backup_id`).
 
-A load, under the tenant's advisory lock:
+A load, under the tenant's advisory lock (`locks.Namespace.TENANT_LOADS`, held for the whole load):
 
     claim      VALIDATED → PROCESSING (PROCESSING → PROCESSING: take over after a crash); else ack;
                counted with the batch: one claim past the delivery limit fails it (LOAD_FAILED)
@@ -10,6 +10,7 @@ A load, under the tenant's advisory lock:
     verify     count() per table = staged rows (else transient: retried)
     backup     the replaced load's declared files copied under …/backup/{YYYYMMDD_HHMMSS}/
     switch     ONE PostgreSQL transaction: period pointer, backup row, batch COMPLETED
+    cleanup    the staged tables deleted, best effort (comptaflow.common.housekeeping)
 
 Until the switch the new rows are invisible (readers follow the pointer), so a crash at any point leaves
 the old data current, and a redelivered message redoes the load from scratch: exactly once in effect.
@@ -25,20 +26,18 @@ from typing import Any
 
 import structlog
 
-from comptaflow.common import batches, loads
+from comptaflow.common import batches, housekeeping, loads
 from comptaflow.common.bus import Delivery
-from comptaflow.common.bus.base import AnyEvent, or_give_up
 from comptaflow.common.contracts import BatchStatus, LoadRequested
 from comptaflow.common.errors import InvalidMessage, NotFound, PermanentError, TransientError
 from comptaflow.common.infra import Infra
-from comptaflow.common.memory import release_after_batch
+from comptaflow.common.locks import Namespace, advisory_lock
 from comptaflow.common.metrics import BATCHES
 from comptaflow.common.progress import BatchReporter, mark_failed
 from comptaflow.common.warehouse import Warehouse
 from comptaflow.common.warehouse.schema import DIMENSIONS, FACTS, LOAD_TABLES
 from comptaflow.loader import etl, pruning, staging
 from comptaflow.loader.backups import copy_files, restore_backup
-from comptaflow.loader.tenant_lock import tenant_lock
 
 SERVICE = "loader"
 log = structlog.get_logger("comptaflow.loader")
@@ -56,33 +55,22 @@ class LoadHandler:
         self._warehouse = warehouse
         self._limit = infra.settings.delivery_limit
 
-    async def __call__(self, event: AnyEvent, delivery: Delivery) -> None:
-        if not isinstance(event, LoadRequested):
-            raise InvalidMessage(f"the loader does not handle {event.type}")
-
-        async def work() -> None:
-            async with tenant_lock(self._infra.db, event.tenant_id):
-                if event.backup_id is not None:
-                    # A restore swaps a backup for the current load: the number of backups stays the same.
-                    await restore_backup(self._infra, event, service=SERVICE)
-                else:
-                    await self._load(event)
-
-        async def give_up(cause: BaseException, permanent: bool) -> None:
-            if permanent:
-                await self._give_up(event, "LOAD_FAILED", str(cause))
+    async def handle(self, event: LoadRequested, delivery: Delivery) -> None:
+        async with advisory_lock(self._infra.db, Namespace.TENANT_LOADS, event.tenant_id):
+            if event.backup_id is not None:
+                # A restore swaps a backup for the current load: the number of backups stays the same.
+                await restore_backup(self._infra, event, service=SERVICE)
             else:
-                # The cause may be any library's exception text: it goes to the log (with the batch id), not
-                # to the batch's errors, which API clients read.
-                log.error("load_failed", attempts=self._limit, error=repr(cause))
-                await self._give_up(
-                    event, "INTERNAL_ERROR", f"load failed {self._limit} times; the cause is in the log"
-                )
+                await self._load(event)
 
-        try:
-            await or_give_up(work(), delivery=delivery, limit=self._limit, give_up=give_up)
-        finally:
-            await release_after_batch(self._infra.settings)
+    async def give_up(self, event: LoadRequested, cause: BaseException, *, permanent: bool) -> None:
+        if permanent:
+            await self._give_up(event, "LOAD_FAILED", str(cause))
+        else:
+            # The cause may be any library's exception text: it goes to the log (with the batch id), not
+            # to the batch's errors, which API clients read.
+            log.error("load_failed", attempts=self._limit, error=repr(cause))
+            await self._give_up(event, "INTERNAL_ERROR", f"load failed {self._limit} times; the cause is in the log")
 
     async def _load(self, event: LoadRequested) -> None:
         pool = self._infra.db
@@ -153,6 +141,8 @@ class LoadHandler:
             f", previous load {switched.replaced} kept as a backup" if switched.replaced else ""
         )
         await reporter.announce_batch(done, message)
+        # Nothing reads the staged tables of a COMPLETED batch again (a restore uses its warehouse rows).
+        await housekeeping.remove_staged(self._infra.storage, batch.tenant_id, batch.id)
         log.info("batch_loaded", rows=total, replaced=str(switched.replaced) if switched.replaced else None)
         if switched.replaced:
             await pruning.prune(self._infra, self._warehouse, batch.tenant_id, start, end)

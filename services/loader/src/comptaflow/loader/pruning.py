@@ -58,17 +58,10 @@ async def _backup_files(conn: Conn, backup: loads.Backup) -> list[str]:
         return []
     keys = {backup.s3_prefix + PurePosixPath(file.object_key).name for file in batch.files}
     keys |= {file.object_key for file in batch.files if file.object_key.startswith(backup.s3_prefix)}
-    shared = await conn.fetch(
-        "SELECT object_key FROM batch_files WHERE object_key = ANY($1::text[]) AND batch_id <> $2",
-        sorted(keys),
-        backup.batch_id,
-    )
-    others = await conn.fetch(
-        "SELECT id FROM backups WHERE s3_prefix = $1 AND batch_id <> $2 LIMIT 1", backup.s3_prefix, backup.batch_id
-    )
-    if others:  # two backups in the same folder (same second): keep the folder's files
-        return []
-    return sorted(keys - {row["object_key"] for row in shared})
+    shared = await batches.keys_of_other_batches(conn, sorted(keys), excluding=backup.batch_id)
+    if await loads.backup_folder_shared(conn, backup.s3_prefix, excluding=backup.batch_id):
+        return []  # two backups in the same folder (same second): keep the folder's files
+    return sorted(keys - shared)
 
 
 async def delete_load_rows(

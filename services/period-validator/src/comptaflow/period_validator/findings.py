@@ -1,6 +1,6 @@
 """What validation found: errors block a batch, warnings do not.
 
-Codes are the public ones of the contract (CONTRACT §4); each finding names the file (upload field)
+Codes are the public ones of the API (docs/api.md, Validation codes); each finding names the file (upload field)
 and the 1-based spreadsheet row or text line where that applies.
 """
 
@@ -25,7 +25,7 @@ class FileKind(StrEnum):
 
 
 class Code(StrEnum):
-    """Public error and warning codes (CONTRACT §4)."""
+    """Public error and warning codes (docs/api.md, Validation codes)."""
 
     MISSING_FILE = "MISSING_FILE"
     NOT_EXCEL = "NOT_EXCEL"

@@ -31,12 +31,10 @@ import structlog
 from comptaflow.common import batches, outbox
 from comptaflow.common import layout as shared_layout
 from comptaflow.common.bus import Delivery
-from comptaflow.common.bus.base import AnyEvent, or_give_up
 from comptaflow.common.contracts import BatchKind, BatchStatus, BatchUploaded, LoadRequested
 from comptaflow.common.db import Conn
 from comptaflow.common.errors import InvalidMessage, NotFound, PermanentError
 from comptaflow.common.infra import Infra
-from comptaflow.common.memory import release_after_batch
 from comptaflow.common.metrics import BATCHES, VALIDATION_SECONDS
 from comptaflow.common.progress import BatchReporter, mark_failed
 from comptaflow.common.sandbox import ChildCrashed, ChildFailed, OverBudget, Sandbox
@@ -96,22 +94,13 @@ class ValidationHandler:
             timeout_s=infra.settings.parse_timeout_s,
         )
 
-    async def __call__(self, event: AnyEvent, delivery: Delivery) -> None:
-        if not isinstance(event, BatchUploaded):
-            raise InvalidMessage(f"the period validator does not handle {event.type}")
+    async def give_up(self, event: BatchUploaded, cause: BaseException, *, permanent: bool) -> None:
+        if not permanent:
+            log.error("validation_failed", attempts=self._limit, error=repr(cause))
+        reason = str(cause) if permanent else f"validation failed {self._limit} times; the cause is in the log"
+        await self._give_up(event, reason)
 
-        async def give_up(cause: BaseException, permanent: bool) -> None:
-            if not permanent:
-                log.error("validation_failed", attempts=self._limit, error=repr(cause))
-            reason = str(cause) if permanent else f"validation failed {self._limit} times; the cause is in the log"
-            await self._give_up(event, reason)
-
-        try:
-            await or_give_up(self._handle(event), delivery=delivery, limit=self._limit, give_up=give_up)
-        finally:
-            await release_after_batch(self._infra.settings)
-
-    async def _handle(self, event: BatchUploaded) -> None:
+    async def handle(self, event: BatchUploaded, _delivery: Delivery) -> None:
         pool = self._infra.db
         async with pool.acquire() as conn:
             # Counts the attempt; one claim too many raises AttemptsExhausted (the batch is then failed).
@@ -292,9 +281,7 @@ class ValidationHandler:
                 batch.tenant_id, tenant_name, start, end, kind=file.field, day=batch.created_at.date()
             )
             async with self._infra.db.acquire() as conn:
-                owner = await conn.fetchval(
-                    "SELECT batch_id FROM batch_files WHERE object_key = $1 AND batch_id <> $2", target, batch.id
-                )
+                owner = await batches.file_owner(conn, target, excluding=batch.id)
             if owner is not None and await storage.exists(target):
                 # Another batch's file has this name (same period, uploaded the same day): move it aside
                 # and repoint that batch to the copy, so each batch keeps referencing its own content.
@@ -302,12 +289,7 @@ class ValidationHandler:
                 aside = backup_at + target.rsplit("/", 1)[1]
                 await storage.copy(target, aside)
                 async with self._infra.db.acquire() as conn:
-                    await conn.execute(
-                        "UPDATE batch_files SET object_key = $3 WHERE batch_id = $1 AND object_key = $2",
-                        owner,
-                        target,
-                        aside,
-                    )
+                    await batches.repoint_file(conn, owner, target, aside)
             await storage.copy(file.object_key, target)
             moved[file.field] = target
         return moved
@@ -377,10 +359,7 @@ class ValidationHandler:
 
 
 async def _record_moves(conn: Conn, batch_id: uuid.UUID, moved: dict[str, str]) -> None:
-    await conn.executemany(
-        "UPDATE batch_files SET object_key = $3 WHERE batch_id = $1 AND field = $2",
-        [(batch_id, field, key) for field, key in moved.items()],
-    )
+    await batches.set_file_keys(conn, batch_id, moved)
 
 
 def _capped(findings: list[Finding]) -> list[dict[str, object]]:

@@ -1,27 +1,18 @@
-"""Loaded periods of a tenant, as the validator sees them (the `loaded_periods` table)."""
+"""Loaded periods of a tenant, as the validator sees them (read from `comptaflow.common.loads`)."""
 
 from __future__ import annotations
 
 from datetime import date
 
+from comptaflow.common import loads
 from comptaflow.common.db import Conn
 from comptaflow.period_validator.findings import Code, Finding, Period
 
 
 async def overlap_findings(conn: Conn, tenant_id: str, period: Period) -> list[Finding]:
     """A period equal to a loaded one will replace it; one that partially overlaps is refused."""
-    rows = await conn.fetch(
-        """
-        SELECT period_start, period_end FROM loaded_periods
-        WHERE tenant_id = $1 AND period_start <= $3 AND period_end >= $2
-          AND NOT (period_start = $2 AND period_end = $3)
-        ORDER BY period_start
-        """,
-        tenant_id,
-        period.start,
-        period.end,
-    )
-    return [_overlap(row["period_start"], row["period_end"], period) for row in rows]
+    loaded = await loads.overlapping_periods(conn, tenant_id, period.start, period.end)
+    return [_overlap(start, end, period) for start, end in loaded]
 
 
 def _overlap(start: date, end: date, period: Period) -> Finding:

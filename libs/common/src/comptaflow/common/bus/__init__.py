@@ -8,7 +8,6 @@ in-process bus `comptaflow up` uses when no AMQP URL is set. Handlers see decode
 from comptaflow.common.bus.base import (
     EVENTS_EXCHANGE,
     STATUS_EXCHANGE,
-    TOPOLOGY,
     Bus,
     Consumer,
     Delivery,
@@ -20,7 +19,6 @@ from comptaflow.common.bus.base import (
 __all__ = [
     "EVENTS_EXCHANGE",
     "STATUS_EXCHANGE",
-    "TOPOLOGY",
     "Bus",
     "Consumer",
     "Delivery",

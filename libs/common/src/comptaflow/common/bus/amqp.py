@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import aio_pika
@@ -29,15 +29,13 @@ from comptaflow.common.bus.base import (
     DEAD_LETTER_EXCHANGE,
     EVENTS_EXCHANGE,
     STATUS_EXCHANGE,
-    TOPOLOGY,
-    AnyEvent,
     Delivery,
     Handler,
     Outcome,
     WorkerQueue,
     dispatch,
 )
-from comptaflow.common.contracts import StatusEvent, parse_status
+from comptaflow.common.contracts import Message, StatusEvent, message_type, parse_status
 from comptaflow.common.errors import ConfigurationError, DependencyUnavailable, InvalidMessage
 from comptaflow.common.metrics import MESSAGES_PUBLISHED
 
@@ -56,8 +54,17 @@ RECONNECT_INTERVAL = 1.0  # seconds between reconnection attempts of the robust 
 
 
 class AmqpBus:
-    def __init__(self, url: str, *, service: str, delivery_limit: int = 5, publish_timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        service: str,
+        topology: Sequence[WorkerQueue],
+        delivery_limit: int = 5,
+        publish_timeout: float = 15.0,
+    ) -> None:
         self._url = url
+        self._topology = tuple(topology)
         self._service = service
         self._delivery_limit = delivery_limit
         self._publish_timeout = publish_timeout
@@ -79,7 +86,7 @@ class AmqpBus:
                 },
             )
             self._channel = await self._connection.channel(publisher_confirms=True)
-            self._events, self._status = await declare_topology(self._channel, self._delivery_limit)
+            self._events, self._status = await declare_topology(self._channel, self._topology, self._delivery_limit)
         except _AMQP_ERRORS as exc:
             raise DependencyUnavailable(f"RabbitMQ unreachable: {type(exc).__name__}") from exc
 
@@ -113,8 +120,10 @@ class AmqpBus:
             raise DependencyUnavailable(f"publish to {EVENTS_EXCHANGE} not confirmed: {exc!r}") from exc
         MESSAGES_PUBLISHED.labels(EVENTS_EXCHANGE).inc()
 
-    async def publish(self, event: AnyEvent) -> None:
-        await self.publish_raw(event.type, event.model_dump_json().encode(), message_id=str(event.message_id))
+    async def publish(self, event: Message) -> None:
+        await self.publish_raw(
+            message_type(type(event)), event.model_dump_json().encode(), message_id=str(event.message_id)
+        )
 
     async def publish_status(self, event: StatusEvent) -> None:
         _, _, status = self._require()
@@ -130,6 +139,8 @@ class AmqpBus:
         connection, _, _ = self._require()
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
+        if queue not in self._topology:
+            await declare_topology(channel, (queue,), self._delivery_limit)
         amqp_queue = await channel.get_queue(queue.queue_name, ensure=True)
         consumer = _AmqpConsumer(
             service=self._service,
@@ -165,12 +176,14 @@ class AmqpBus:
                 await channel.close()
 
 
-async def declare_topology(channel: AbstractChannel, delivery_limit: int) -> tuple[AbstractExchange, AbstractExchange]:
+async def declare_topology(
+    channel: AbstractChannel, topology: Sequence[WorkerQueue], delivery_limit: int
+) -> tuple[AbstractExchange, AbstractExchange]:
     """Declare exchanges, worker queues and dead-letter queues (idempotent)."""
     events = await channel.declare_exchange(EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
     status = await channel.declare_exchange(STATUS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
     dlx = await channel.declare_exchange(DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
-    for worker in TOPOLOGY:
+    for worker in topology:
         dead = await channel.declare_queue(
             worker.dead_letter_queue_name, durable=True, arguments={"x-queue-type": "quorum"}
         )

@@ -1,4 +1,4 @@
-"""Bus interface, topology and the dispatch shared by both implementations."""
+"""Bus interface, the shape of a worker queue, and the dispatch shared by both implementations."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from typing import Protocol
 
 import structlog
 
-from comptaflow.common.contracts import StatusEvent, parse_event
-from comptaflow.common.contracts.v1 import BatchUploaded, BatchValidated, LoadRequested
+from comptaflow.common.contracts import Message, StatusEvent, message_type, parse_message
 from comptaflow.common.errors import PermanentError, TransientError
 from comptaflow.common.metrics import MESSAGE_SECONDS, MESSAGES_HANDLED
 
@@ -25,10 +24,22 @@ log = structlog.get_logger("comptaflow.bus")
 
 @dataclass(frozen=True, slots=True)
 class WorkerQueue:
-    """One durable quorum queue per worker kind, bound to the events it handles."""
+    """One durable quorum queue of a worker, bound to the routing keys of the messages it consumes.
+
+    Declared by the service that consumes it (`comptaflow.common.service`); the bindings, the dead-letter
+    queue, the AsyncAPI channel and the decoding at the consumer edge all come from `messages`.
+    """
 
     name: str
-    routing_keys: tuple[str, ...]
+    messages: tuple[type[Message], ...]
+
+    def __post_init__(self) -> None:
+        if not self.messages:
+            raise ValueError(f"queue {self.name} consumes no message type")
+
+    @property
+    def routing_keys(self) -> tuple[str, ...]:
+        return tuple(message_type(model) for model in self.messages)
 
     @property
     def queue_name(self) -> str:
@@ -38,13 +49,9 @@ class WorkerQueue:
     def dead_letter_queue_name(self) -> str:
         return f"comptaflow.{self.name}.dead"
 
-
-PERIOD_VALIDATOR_QUEUE = WorkerQueue("period-validator", ("batch.uploaded",))
-LOADER_QUEUE = WorkerQueue("loader", ("batch.load_requested",))
-
-# Every process declares the whole topology at start (idempotently), so a message published before
-# its consumer ever ran is queued, not dropped.
-TOPOLOGY: tuple[WorkerQueue, ...] = (PERIOD_VALIDATOR_QUEUE, LOADER_QUEUE)
+    def parse(self, body: bytes) -> Message:
+        """The message as one of this queue's types; anything else is a permanent error (dead-lettered)."""
+        return parse_message(body, self.messages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +61,8 @@ class Delivery:
     redelivered: bool
 
 
-AnyEvent = BatchUploaded | BatchValidated | LoadRequested
-Handler = Callable[[AnyEvent, Delivery], Awaitable[None]]
+Handler = Callable[[Message, Delivery], Awaitable[None]]
+"""What a consumer runs for each message of its queue (decoded as one of the queue's types)."""
 
 
 class Consumer(Protocol):
@@ -73,11 +80,13 @@ class Bus(Protocol):
     async def publish_raw(self, routing_key: str, body: bytes, *, message_id: str) -> None:
         """Publish to the events exchange and wait for the broker's confirm."""
 
-    async def publish(self, event: AnyEvent) -> None: ...
+    async def publish(self, event: Message) -> None: ...
 
     async def publish_status(self, event: StatusEvent) -> None: ...
 
-    async def consume(self, queue: WorkerQueue, handler: Handler, *, prefetch: int) -> Consumer: ...
+    async def consume(self, queue: WorkerQueue, handler: Handler, *, prefetch: int) -> Consumer:
+        """Consume `queue` (declaring it first: a queue outside the bus's topology is declared then)."""
+        ...
 
     def status_stream(self) -> AbstractAsyncContextManager[AsyncIterator[StatusEvent]]:
         """Every status event published from now on, for as long as the context is open."""
@@ -102,10 +111,8 @@ async def dispatch(
     started = time.perf_counter()
     outcome = Outcome.ACK
     try:
-        event = parse_event(body)
-        with structlog.contextvars.bound_contextvars(
-            tenant_id=event.tenant_id, batch_id=str(event.batch_id), message_type=event.type
-        ):
+        event = queue.parse(body)
+        with structlog.contextvars.bound_contextvars(**log_context(event)):
             await handler(event, delivery)
     except PermanentError as exc:
         log.error("message_dead_lettered", queue=queue.name, reason=str(exc), error=type(exc).__name__)
@@ -118,6 +125,16 @@ async def dispatch(
     MESSAGES_HANDLED.labels(service, queue.name, outcome.value).inc()
     MESSAGE_SECONDS.labels(service, queue.name).observe(time.perf_counter() - started)
     return outcome
+
+
+def log_context(event: Message) -> dict[str, str]:
+    """What every log line about a message carries: its type and the tenant, batch or job it is about."""
+    context = {"message_type": message_type(type(event))}
+    for key in ("tenant_id", "batch_id", "job_id"):
+        value = getattr(event, key, None)
+        if value is not None:
+            context[key] = str(value)
+    return context
 
 
 GiveUp = Callable[[BaseException, bool], Awaitable[None]]

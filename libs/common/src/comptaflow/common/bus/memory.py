@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from comptaflow.common.bus.base import (
-    TOPOLOGY,
-    AnyEvent,
     Delivery,
     Handler,
     Outcome,
@@ -23,7 +21,7 @@ from comptaflow.common.bus.base import (
     dispatch,
     topic_matches,
 )
-from comptaflow.common.contracts import StatusEvent
+from comptaflow.common.contracts import Message, StatusEvent, message_type
 from comptaflow.common.errors import DependencyUnavailable
 
 
@@ -35,17 +33,23 @@ class _Envelope:
 
 
 class MemoryBus:
-    def __init__(self, *, service: str = "up", delivery_limit: int = 5) -> None:
+    def __init__(self, *, service: str = "up", topology: Sequence[WorkerQueue] = (), delivery_limit: int = 5) -> None:
         self._service = service
         self._delivery_limit = delivery_limit
+        self._topology: dict[str, WorkerQueue] = {}
         self._queues: dict[str, asyncio.Queue[_Envelope]] = {}
-        self.dead_letters: dict[str, list[bytes]] = {w.name: [] for w in TOPOLOGY}
+        self.dead_letters: dict[str, list[bytes]] = {}
+        for queue in topology:
+            self._declare(queue)
         self._status_subscribers: set[asyncio.Queue[StatusEvent]] = set()
         self._connected = False
 
+    def _declare(self, queue: WorkerQueue) -> None:
+        self._topology.setdefault(queue.name, queue)
+        self._queues.setdefault(queue.name, asyncio.Queue())
+        self.dead_letters.setdefault(queue.name, [])
+
     async def connect(self) -> None:
-        for worker in TOPOLOGY:
-            self._queues.setdefault(worker.name, asyncio.Queue())
         self._connected = True
 
     async def close(self) -> None:
@@ -60,12 +64,14 @@ class MemoryBus:
 
     async def publish_raw(self, routing_key: str, body: bytes, *, message_id: str) -> None:
         self._require()
-        for worker in TOPOLOGY:
+        for worker in self._topology.values():
             if any(topic_matches(p, routing_key) for p in worker.routing_keys):
                 self._queues[worker.name].put_nowait(_Envelope(routing_key, body))
 
-    async def publish(self, event: AnyEvent) -> None:
-        await self.publish_raw(event.type, event.model_dump_json().encode(), message_id=str(event.message_id))
+    async def publish(self, event: Message) -> None:
+        await self.publish_raw(
+            message_type(type(event)), event.model_dump_json().encode(), message_id=str(event.message_id)
+        )
 
     async def publish_status(self, event: StatusEvent) -> None:
         self._require()
@@ -74,6 +80,7 @@ class MemoryBus:
 
     async def consume(self, queue: WorkerQueue, handler: Handler, *, prefetch: int) -> _MemoryConsumer:
         self._require()
+        self._declare(queue)
         consumer = _MemoryConsumer(self, queue, handler, prefetch)
         consumer.start()
         return consumer

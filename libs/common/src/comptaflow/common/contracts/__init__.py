@@ -6,27 +6,27 @@ Only optional fields may be added to a version; a breaking change is a new model
 """
 
 from comptaflow.common.contracts.v1 import (
-    EVENT_TYPES,
     BatchKind,
     BatchStatus,
     BatchUploaded,
-    BatchValidated,
-    Event,
+    JobStatus,
     LoadRequested,
+    Message,
     StatusEvent,
-    parse_event,
+    message_type,
+    parse_message,
     parse_status,
 )
 
 __all__ = [
-    "EVENT_TYPES",
     "BatchKind",
     "BatchStatus",
     "BatchUploaded",
-    "BatchValidated",
-    "Event",
+    "JobStatus",
     "LoadRequested",
+    "Message",
     "StatusEvent",
-    "parse_event",
+    "message_type",
+    "parse_message",
     "parse_status",
 ]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -36,7 +38,22 @@ class BatchStatus(StrEnum):
         return self in (BatchStatus.COMPLETED, BatchStatus.FAILED)
 
 
-class _Message(BaseModel):
+class JobStatus(StrEnum):
+    """Status of a job (docs/api.md, Jobs): PENDING → RUNNING → SUCCEEDED, or FAILED."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+class Message(BaseModel):
+    """A message on `comptaflow.events`: its `type` (a literal with a default) is its routing key."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: Literal[1] = 1
@@ -44,7 +61,7 @@ class _Message(BaseModel):
     occurred_at: datetime = Field(default_factory=_now)
 
 
-class BatchUploaded(_Message):
+class BatchUploaded(Message):
     """The files of a batch are stored under `{tenant}/incoming/{batch_id}/`; validate them."""
 
     type: Literal["batch.uploaded"] = "batch.uploaded"
@@ -54,19 +71,7 @@ class BatchUploaded(_Message):
     auto_load: bool = False
 
 
-class BatchValidated(_Message):
-    """A batch passed validation; its normalised tables are stored for the loader."""
-
-    type: Literal["batch.validated"] = "batch.validated"
-    tenant_id: TenantId
-    batch_id: uuid.UUID
-    kind: BatchKind
-    period_start: date
-    period_end: date
-    auto_load: bool = False
-
-
-class LoadRequested(_Message):
+class LoadRequested(Message):
     """Load a validated batch into the warehouse (or restore a backup: `backup_id`)."""
 
     type: Literal["batch.load_requested"] = "batch.load_requested"
@@ -75,13 +80,8 @@ class LoadRequested(_Message):
     backup_id: uuid.UUID | None = None
 
 
-Event = Annotated[BatchUploaded | BatchValidated | LoadRequested, Field(discriminator="type")]
-EVENT_TYPES: tuple[type[_Message], ...] = (BatchUploaded, BatchValidated, LoadRequested)
-_EVENT_ADAPTER: TypeAdapter[BatchUploaded | BatchValidated | LoadRequested] = TypeAdapter(Event)
-
-
 class StatusEvent(BaseModel):
-    """Progress of a batch or job, published on `comptaflow.status`, streamed over WebSocket (CONTRACT §5).
+    """Progress of a batch or job, published on `comptaflow.status`, streamed over WebSocket (docs/api.md, WebSocket).
 
     `seq` increases with every event of one batch or job, so a consumer can drop a stale one.
     """
@@ -107,7 +107,7 @@ class StatusEvent(BaseModel):
         return f"status.{self.tenant_id}.{subject}"
 
     def wire(self) -> dict[str, object]:
-        """The WebSocket representation (CONTRACT §5): `at` is always UTC with a `Z` (a naive time is taken as UTC)."""
+        """The WebSocket form (docs/api.md, WebSocket): `at` is always UTC with a `Z` (a naive time is taken as UTC)."""
         at = self.at.replace(tzinfo=UTC) if self.at.tzinfo is None else self.at.astimezone(UTC)
         out: dict[str, object] = {
             "type": "status",
@@ -127,12 +127,32 @@ class StatusEvent(BaseModel):
         return out
 
 
-def parse_event(body: bytes) -> BatchUploaded | BatchValidated | LoadRequested:
-    """Validate a message at the consumer edge; a malformed one is a permanent error."""
+def message_type(model: type[Message]) -> str:
+    """The routing key of a message model: the default of its `type` literal."""
+    default = model.model_fields["type"].default
+    if not isinstance(default, str) or not default:
+        raise TypeError(f"{model.__name__} has no default `type`: it cannot be routed")
+    return default
+
+
+@functools.cache
+def _adapter(models: tuple[type[Message], ...]) -> TypeAdapter[Any]:
+    if len(models) == 1:
+        return TypeAdapter(models[0])
+    union = functools.reduce(operator.or_, models)
+    return TypeAdapter(Annotated[union, Field(discriminator="type")])  # type: ignore[arg-type]  # a union built at run time
+
+
+def parse_message(body: bytes, models: tuple[type[Message], ...]) -> Message:
+    """Validate a message at the consumer edge against the models it may be; anything else is a permanent error."""
     try:
-        return _EVENT_ADAPTER.validate_json(body)
+        parsed: Message = _adapter(models).validate_json(body)
     except ValidationError as exc:
-        raise InvalidMessage(f"message does not match any v1 contract: {exc.error_count()} error(s)") from exc
+        names = ", ".join(message_type(m) for m in models)
+        raise InvalidMessage(
+            f"message does not match the v1 contract of {names}: {exc.error_count()} error(s)"
+        ) from exc
+    return parsed
 
 
 def parse_status(body: bytes) -> StatusEvent:

@@ -1,4 +1,4 @@
-"""Read queries of the ledger data (CONTRACT §6): trial balance and ledger lines.
+"""Read queries of the ledger data (docs/api.md, Ledger data): trial balance and ledger lines.
 
 Callers resolve the current loads first (`comptaflow.common.loads.current_load_ids`) and pass their ids:
 every query reads `WHERE tenant_id = {tenant} AND load_id IN {loads}` only, so a reader sees whole loads

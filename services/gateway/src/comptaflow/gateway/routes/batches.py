@@ -1,24 +1,21 @@
-"""Accounting batches (CONTRACT §4): streaming upload, status, and the tenant's list (an extension)."""
+"""Accounting batches (docs/api.md, Batches): streaming upload, status, and the tenant's list (an extension)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Query, Request
 from starlette.requests import ClientDisconnect
 
-from comptaflow.common import batches, outbox, tenants
+from comptaflow.common import batches, outbox
 from comptaflow.common.contracts import BatchUploaded
 from comptaflow.common.metrics import BATCHES, UPLOAD_BYTES
 from comptaflow.common.tokens import Principal
-from comptaflow.gateway import upload
+from comptaflow.gateway import cursors, upload
 from comptaflow.gateway.admission import RETRY_AFTER_S, TooManyUploads
-from comptaflow.gateway.auth import CurrentPrincipal, State, require_visible, require_writer
+from comptaflow.gateway.auth import CurrentPrincipal, State, require_writer, visible_tenant
 from comptaflow.gateway.errors import ApiError, error_responses, not_found, uuid_or_404
 from comptaflow.gateway.schemas import BatchAccepted, BatchOut, BatchPage
 from comptaflow.gateway.state import GatewayState
@@ -89,10 +86,7 @@ MAX_PAGE = 200
 )
 async def upload_batch(tenant_id: str, request: Request, who: CurrentPrincipal, state: State) -> BatchAccepted:
     # Everything that can be refused without the body is refused before reading it.
-    require_visible(who, tenant_id)
-    async with state.infra.db.acquire() as conn:
-        if await tenants.get_tenant(conn, tenant_id) is None:
-            raise not_found("tenant")
+    await visible_tenant(state, who, tenant_id)
     require_writer(who)
     try:
         boundary = upload.boundary_of(request.headers.get("content-type"))
@@ -194,27 +188,9 @@ async def list_batches(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> BatchPage:
-    require_visible(who, tenant_id)
-    before = _decode_cursor(cursor) if cursor else None
+    await visible_tenant(state, who, tenant_id)
+    before = cursors.decode(cursor) if cursor else None
     async with state.infra.db.acquire() as conn:
-        if await tenants.get_tenant(conn, tenant_id) is None:
-            raise not_found("tenant")
         found = await batches.list_batches(conn, tenant_id, limit=limit, before=before)
-    next_cursor = _encode_cursor(found[-1].created_at, found[-1].id) if len(found) == limit else None
+    next_cursor = cursors.encode(found[-1].created_at, found[-1].id) if len(found) == limit else None
     return BatchPage(items=[BatchOut.of(b) for b in found], next_cursor=next_cursor)
-
-
-def _encode_cursor(created_at: datetime, batch_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{batch_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, _, ident = raw.partition("|")
-        created_at = datetime.fromisoformat(stamp)
-        if created_at.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return created_at, uuid.UUID(ident)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ApiError(422, "INVALID_CURSOR", "the cursor is not one this API returned", {"cursor": cursor}) from None

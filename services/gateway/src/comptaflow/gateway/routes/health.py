@@ -1,4 +1,4 @@
-"""Probes and metrics (CONTRACT §1): `/healthz` (live), `/readyz` (dependencies reachable), `/metrics`."""
+"""Probes and metrics (docs/api.md, Running it): `/healthz` (live), `/readyz` (dependencies reachable), `/metrics`."""
 
 from __future__ import annotations
 

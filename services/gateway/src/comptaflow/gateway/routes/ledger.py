@@ -1,4 +1,4 @@
-"""Ledger data (CONTRACT §6): the trial balance and the general ledger lines of the current loads.
+"""Ledger data (docs/api.md, Ledger data): the trial balance and the general ledger lines of the current loads.
 
 Each request resolves the tenant's current loads in PostgreSQL (`loads.current_load_ids`), then reads
 the warehouse rows of exactly those loads: a reader sees the old data of a period or the new, never a
@@ -18,12 +18,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from comptaflow.common import loads, tenants
+from comptaflow.common import loads
 from comptaflow.common.errors import DependencyUnavailable
 from comptaflow.common.tokens import Principal
 from comptaflow.common.warehouse import Warehouse, reads
-from comptaflow.gateway.auth import CurrentPrincipal, State, require_visible
-from comptaflow.gateway.errors import ApiError, error_responses, not_found
+from comptaflow.gateway.auth import CurrentPrincipal, State, visible_tenant
+from comptaflow.gateway.errors import ApiError, error_responses
 from comptaflow.gateway.schemas import LedgerLineOut, LedgerPage, TrialBalanceOut, TrialBalanceRowOut, money
 from comptaflow.gateway.state import GatewayState
 
@@ -89,10 +89,8 @@ def _parse_range(start_text: str | None, end_text: str | None) -> tuple[date | N
 async def _current_loads(
     state: GatewayState, who: Principal, tenant_id: str, start: date | None, end: date | None
 ) -> tuple[Warehouse, list[uuid.UUID]]:
-    require_visible(who, tenant_id)
+    await visible_tenant(state, who, tenant_id)
     async with state.infra.db.acquire() as conn:
-        if await tenants.get_tenant(conn, tenant_id) is None:
-            raise not_found("tenant")
         warehouse = state.infra.warehouse
         if warehouse is None:
             raise DependencyUnavailable("no warehouse is configured (COMPTAFLOW_CLICKHOUSE_URL)")

@@ -1,12 +1,12 @@
-"""Loading validated batches, the periods timeline and restoring backups (CONTRACT §4)."""
+"""Loading validated batches, the periods timeline and restoring backups (docs/api.md, Batches)."""
 
 from __future__ import annotations
 
 import structlog
 from fastapi import APIRouter
 
-from comptaflow.common import batches, loads, tenants
-from comptaflow.gateway.auth import CurrentPrincipal, State, require_visible, require_writer
+from comptaflow.common import batches, loads
+from comptaflow.gateway.auth import CurrentPrincipal, State, require_writer, visible_tenant
 from comptaflow.gateway.errors import ApiError, error_responses, not_found, uuid_or_404
 from comptaflow.gateway.load_requests import LoadRefused, request_load, request_restore
 from comptaflow.gateway.schemas import LoadAccepted, PeriodList, PeriodOut
@@ -73,10 +73,8 @@ async def load_batch(batch_id: str, who: CurrentPrincipal, state: State) -> Load
     responses=error_responses(401, 404, 503),
 )
 async def list_periods(tenant_id: str, who: CurrentPrincipal, state: State) -> PeriodList:
-    require_visible(who, tenant_id)
+    await visible_tenant(state, who, tenant_id)
     async with state.infra.db.acquire() as conn:
-        if await tenants.get_tenant(conn, tenant_id) is None:
-            raise not_found("tenant")
         periods = await loads.list_periods(conn, tenant_id)
     return PeriodList(items=[PeriodOut.of(p) for p in periods])
 

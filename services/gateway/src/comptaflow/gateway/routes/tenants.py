@@ -1,4 +1,4 @@
-"""Tenants (CONTRACT §3): admins create them; a token sees only the tenants it lists."""
+"""Tenants (docs/api.md, Tenants): admins create them; a token sees only the tenants it lists."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import structlog
 from fastapi import APIRouter
 
 from comptaflow.common import tenants
-from comptaflow.gateway.auth import CurrentPrincipal, State, require_admin, require_visible
-from comptaflow.gateway.errors import ApiError, error_responses, not_found
+from comptaflow.gateway.auth import CurrentPrincipal, State, require_admin, visible_tenant
+from comptaflow.gateway.errors import ApiError, error_responses
 from comptaflow.gateway.schemas import TenantIn, TenantList, TenantOut
 
 router = APIRouter(prefix="/api/v1", tags=["tenants"])
@@ -40,9 +40,4 @@ async def list_tenants(who: CurrentPrincipal, state: State) -> TenantList:
 
 @router.get("/tenants/{tenant_id}", summary="One tenant", responses=error_responses(401, 404))
 async def get_tenant(tenant_id: str, who: CurrentPrincipal, state: State) -> TenantOut:
-    require_visible(who, tenant_id)
-    async with state.infra.db.acquire() as conn:
-        tenant = await tenants.get_tenant(conn, tenant_id)
-    if tenant is None:
-        raise not_found("tenant")
-    return TenantOut.of(tenant)
+    return TenantOut.of(await visible_tenant(state, who, tenant_id))

@@ -1,4 +1,4 @@
-"""Live progress over WebSocket (CONTRACT §5): `GET /api/v1/ws?token=JWT`.
+"""Live progress over WebSocket (docs/api.md, WebSocket): `GET /api/v1/ws?token=JWT`.
 
 Client → server, any number of times:
     {"subscribe": {"tenant_id": "acme"}}   every event of a tenant the token lists
@@ -24,10 +24,10 @@ import structlog
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from comptaflow.common import batches, tenants
+from comptaflow.common import batches
 from comptaflow.common.metrics import WEBSOCKET_CLIENTS
 from comptaflow.common.tokens import Principal
-from comptaflow.gateway.auth import authenticate_token
+from comptaflow.gateway.auth import authenticate_token, visible_tenant
 from comptaflow.gateway.errors import ApiError, envelope
 from comptaflow.gateway.state import GatewayState, gateway_state
 from comptaflow.gateway.status_hub import EndOfStream, Subscription
@@ -146,11 +146,10 @@ class _Session:
             raise _Refused("TOO_MANY_SUBSCRIPTIONS", f"at most {MAX_SUBSCRIPTIONS} subscriptions per connection")
         if "tenant_id" in target:
             tenant_id = target["tenant_id"]
-            if not self._who.can_see(tenant_id):
-                raise _Refused("NOT_FOUND", "tenant not found")
-            async with self._state.infra.db.acquire() as conn:
-                if await tenants.get_tenant(conn, tenant_id) is None:
-                    raise _Refused("NOT_FOUND", "tenant not found")
+            try:
+                await visible_tenant(self._state, self._who, tenant_id)
+            except ApiError as exc:
+                raise _Refused(exc.code, exc.message) from None
             subscription.add_tenant(tenant_id)
             log.info("websocket_subscribed", tenant_id=tenant_id)
             return {"type": "subscribed", "tenant_id": tenant_id}

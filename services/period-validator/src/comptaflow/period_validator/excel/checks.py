@@ -1,4 +1,4 @@
-"""Checks across files once each file is read: balance, period, references (INPUT-FORMATS §A, §C).
+"""Checks across files once each file is read: balance, period, references (docs/api.md, Excel exports).
 
 Errors: UNBALANCED (the general ledger's debits and credits differ), ENTRY_OUTSIDE_PERIOD (one finding
 per ledger: the first offending row, the count and the first rows in `details`). Warnings, one per

@@ -1,4 +1,4 @@
-"""Finding the header row of each file and which column holds which field (INPUT-FORMATS §A).
+"""Finding the header row of each file and which column holds which field (docs/api.md, Excel exports).
 
 The header row is the first row holding at least three known labels of the file's kind (or, for the
 reference files whose required columns are fewer than three, the first row holding all of them).

@@ -1,4 +1,4 @@
-"""The period stated in the preamble of a grand livre (INPUT-FORMATS §C).
+"""The period stated in the preamble of a grand livre (docs/api.md, The period of an Excel batch).
 
 The rows above the header are turned into text, one line per row, cells separated by spaces; date
 cells become dd/mm/yyyy. The text is folded (case and accents) and searched for, in order:

@@ -1,4 +1,4 @@
-"""What a ledger row that is not an entry is (INPUT-FORMATS §A, "Rows that are not entries").
+"""What a ledger row that is not an entry is (docs/api.md, Excel exports: "Rows that are not entries").
 
 Only rows without an entry go through here (usually a few percent of a ledger), still as polars
 expressions. Their kinds, in order of precedence:
