@@ -247,3 +247,32 @@ async def test_openapi_documents_the_job_routes(gateway: Gateway) -> None:
     schemas = spec["components"]["schemas"]
     assert set(schemas["JobOut"]["required"]) == JOB_FIELDS
     assert schemas["JobStatus"]["enum"] == ["PENDING", "RUNNING", "SUCCEEDED", "FAILED"]
+
+
+async def test_a_job_subscription_gets_its_state_then_only_that_jobs_events(gateway: Gateway) -> None:
+    tenant, other = await gateway.create_tenant(), await gateway.create_tenant()
+    job, sibling, theirs = await new_job(gateway, tenant), await new_job(gateway, tenant), await new_job(gateway, other)
+    async with socket(gateway, gateway.token(tenant)) as ws:
+        assert await subscribe(ws, job_id=str(job.id)) == {
+            "type": "subscribed",
+            "job_id": str(job.id),
+            "tenant_id": tenant,
+            "status": "PENDING",
+            "stage": job.stage,
+            "progress": 0.0,
+        }
+        # A job of another tenant, and an unknown one, are refused alike.
+        for refused in (str(theirs.id), str(uuid.uuid4()), "not-a-uuid"):
+            await ws.send(f'{{"subscribe": {{"job_id": "{refused}"}}}}')
+            answer = await receive(ws)
+            assert (answer["type"], answer["error"]["code"]) == ("error", "NOT_FOUND")
+        # The sibling's event goes first: if it leaked, it would be the first thing received.
+        await reporter(gateway, sibling).claim(stage="started", progress=0.05, limit=3)
+        await reporter(gateway, job).claim(stage="started", progress=0.05, limit=3, message="sync started")
+        event = await receive(ws)
+        assert (event["job_id"], event["status"], event["seq"], event["message"]) == (
+            str(job.id),
+            "RUNNING",
+            1,
+            "sync started",
+        )

@@ -146,7 +146,7 @@ async def test_a_token_for_all_tenants_cannot_subscribe_to_a_missing_tenant(gate
         '{"subscribe": "acme"}',
         '{"subscribe": {}}',
         '{"subscribe": {"tenant_id": "a", "batch_id": "b"}}',
-        '{"subscribe": {"job_id": "x"}}',
+        '{"subscribe": {"project_id": "x"}}',
         '{"subscribe": {"tenant_id": 42}}',
         '{"unsubscribe": {"tenant_id": "acme"}}',
     ],

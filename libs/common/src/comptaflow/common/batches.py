@@ -421,3 +421,20 @@ async def keys_of_other_batches(conn: Conn, keys: Sequence[str], *, excluding: u
         excluding,
     )
     return {row["object_key"] for row in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class Unfinished:
+    id: uuid.UUID
+    tenant_id: str
+    kind: BatchKind
+    auto_load: bool
+
+
+async def unfinished_uploads(conn: Conn) -> list[Unfinished]:
+    """Batches not validated yet (PENDING or VALIDATING): what a restart of the in-process bus announces again."""
+    rows = await conn.fetch(
+        "SELECT id, tenant_id, kind, auto_load FROM batches"
+        " WHERE status IN ('PENDING', 'VALIDATING') ORDER BY created_at"
+    )
+    return [Unfinished(r["id"], r["tenant_id"], BatchKind(r["kind"]), r["auto_load"]) for r in rows]

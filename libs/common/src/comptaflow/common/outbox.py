@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 
 import asyncpg
 import structlog
 
 from comptaflow.common import batches
 from comptaflow.common.bus import Bus
-from comptaflow.common.contracts import BatchKind, BatchStatus, BatchUploaded, Message, message_type
+from comptaflow.common.contracts import BatchStatus, BatchUploaded, Message, message_type
 from comptaflow.common.db import CONNECTION_ERRORS, DATABASE_ERRORS, Conn, DatabaseRefused, translated
 from comptaflow.common.errors import TransientError
 from comptaflow.common.metrics import BATCHES, OUTBOX_PENDING
@@ -112,6 +113,16 @@ class OutboxRelay:
         return len(rows)
 
 
+async def pending_batch_ids(conn: Conn, routing_key: str) -> set[uuid.UUID]:
+    """The batches that an event of `routing_key` still waiting in the outbox is about."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT (body::jsonb ->> 'batch_id')::uuid AS batch_id FROM outbox"
+        " WHERE routing_key = $1 AND body::jsonb ? 'batch_id'",
+        routing_key,
+    )
+    return {row["batch_id"] for row in rows}
+
+
 async def reannounce_unfinished(pool: asyncpg.Pool, *, limit: int) -> int:
     """Re-enqueue `batch.uploaded` for batches left PENDING or VALIDATING with no pending event.
 
@@ -123,24 +134,16 @@ async def reannounce_unfinished(pool: asyncpg.Pool, *, limit: int) -> int:
     """
     async with pool.acquire() as conn, conn.transaction():
         abandoned = await batches.abandon_exhausted(conn, BatchStatus.VALIDATING, limit=limit)
-        rows = await conn.fetch(
-            """
-            SELECT b.id, b.tenant_id, b.kind, b.auto_load FROM batches b
-            WHERE b.status IN ('PENDING', 'VALIDATING')
-              AND NOT EXISTS (
-                  SELECT 1 FROM outbox o
-                  WHERE o.routing_key = 'batch.uploaded' AND o.body::jsonb ->> 'batch_id' = b.id::text
-              )
-            """
-        )
-        for row in rows:
+        announced = await pending_batch_ids(conn, "batch.uploaded")
+        rows = [b for b in await batches.unfinished_uploads(conn) if b.id not in announced]
+        for unfinished in rows:
             await enqueue(
                 conn,
                 BatchUploaded(
-                    tenant_id=row["tenant_id"],
-                    batch_id=row["id"],
-                    kind=BatchKind(row["kind"]),
-                    auto_load=row["auto_load"],
+                    tenant_id=unfinished.tenant_id,
+                    batch_id=unfinished.id,
+                    kind=unfinished.kind,
+                    auto_load=unfinished.auto_load,
                 ),
             )
     for batch in abandoned:

@@ -39,6 +39,7 @@ class Subscription:
         self.queue: asyncio.Queue[StatusEvent | EndOfStream] = asyncio.Queue(maxsize=maxsize)
         self.tenants: set[str] = set()
         self.batches: dict[uuid.UUID, str] = {}  # batch id → its tenant
+        self.jobs: dict[uuid.UUID, str] = {}  # job id → its tenant
         self.ended: EndOfStream | None = None
 
     def add_tenant(self, tenant_id: str) -> None:
@@ -47,14 +48,19 @@ class Subscription:
     def add_batch(self, batch_id: uuid.UUID, tenant_id: str) -> None:
         self.batches[batch_id] = tenant_id
 
+    def add_job(self, job_id: uuid.UUID, tenant_id: str) -> None:
+        self.jobs[job_id] = tenant_id
+
     @property
     def size(self) -> int:
-        return len(self.tenants) + len(self.batches)
+        return len(self.tenants) + len(self.batches) + len(self.jobs)
 
     def wants(self, event: StatusEvent) -> bool:
         if event.tenant_id in self.tenants:
             return True
-        return event.batch_id is not None and self.batches.get(event.batch_id) == event.tenant_id
+        if event.batch_id is not None:
+            return self.batches.get(event.batch_id) == event.tenant_id
+        return event.job_id is not None and self.jobs.get(event.job_id) == event.tenant_id
 
     def offer(self, event: StatusEvent) -> bool:
         """Queue an event without waiting; False if the queue is full."""

@@ -3,8 +3,10 @@
 Client → server, any number of times:
     {"subscribe": {"tenant_id": "acme"}}   every event of a tenant the token lists
     {"subscribe": {"batch_id": "<uuid>"}}  the events of one batch of such a tenant
+    {"subscribe": {"job_id": "<uuid>"}}    the events of one job of such a tenant
 Server → client:
-    {"type": "subscribed", "tenant_id": …} or {"type": "subscribed", "batch_id": …, "status", "stage", "progress"}
+    {"type": "subscribed", "tenant_id": …} or {"type": "subscribed", "batch_id" | "job_id": …, "status", "stage",
+    "progress"}
     {"type": "status", …}                  `StatusEvent.wire()`, in bus order
     {"type": "error", "error": {"code": "NOT_FOUND" | "BAD_REQUEST" | "TOO_MANY_SUBSCRIPTIONS", …}}
 Close codes: 4401 bad or missing token, or the token expired during the session; 1013 the client did not
@@ -24,7 +26,7 @@ import structlog
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from comptaflow.common import batches
+from comptaflow.common import batches, jobs
 from comptaflow.common.metrics import WEBSOCKET_CLIENTS
 from comptaflow.common.tokens import Principal
 from comptaflow.gateway.auth import authenticate_token, visible_tenant
@@ -153,6 +155,8 @@ class _Session:
             subscription.add_tenant(tenant_id)
             log.info("websocket_subscribed", tenant_id=tenant_id)
             return {"type": "subscribed", "tenant_id": tenant_id}
+        if "job_id" in target:
+            return await self._subscribe_job(subscription, target["job_id"])
         try:
             batch_id = uuid.UUID(target["batch_id"])
         except ValueError:
@@ -173,10 +177,34 @@ class _Session:
             "progress": batch.progress,
         }
 
+    async def _subscribe_job(self, subscription: Subscription, value: str) -> dict[str, Any]:
+        try:
+            job_id = uuid.UUID(value)
+        except ValueError:
+            raise _Refused("NOT_FOUND", "job not found") from None
+        async with self._state.infra.db.acquire() as conn:
+            job = await jobs.get_job(conn, job_id)
+        if job is None or not self._who.can_see(job.tenant_id):
+            raise _Refused("NOT_FOUND", "job not found")
+        subscription.add_job(job.id, job.tenant_id)
+        log.info("websocket_subscribed", tenant_id=job.tenant_id, job_id=str(job.id))
+        return {
+            "type": "subscribed",
+            "job_id": str(job.id),
+            "tenant_id": job.tenant_id,
+            "status": job.status.value,
+            "stage": job.stage,
+            "progress": job.progress,
+        }
+
 
 def _parse_subscribe(text: str) -> dict[str, str]:
-    """`{"subscribe": {"tenant_id": …}}` or `{"subscribe": {"batch_id": …}}`, else BAD_REQUEST."""
-    bad = _Refused("BAD_REQUEST", 'expected {"subscribe": {"tenant_id": "..."}} or {"subscribe": {"batch_id": "..."}}')
+    """`{"subscribe": {"tenant_id" | "batch_id" | "job_id": …}}`, else BAD_REQUEST."""
+    bad = _Refused(
+        "BAD_REQUEST",
+        'expected {"subscribe": {"tenant_id": "..."}}, {"subscribe": {"batch_id": "..."}}'
+        ' or {"subscribe": {"job_id": "..."}}',
+    )
     try:
         message = json.loads(text)
     except ValueError:
@@ -187,6 +215,6 @@ def _parse_subscribe(text: str) -> dict[str, str]:
     if not isinstance(target, dict) or len(target) != 1:
         raise bad
     key, value = next(iter(target.items()))
-    if key not in ("tenant_id", "batch_id") or not isinstance(value, str) or not value:
+    if key not in ("tenant_id", "batch_id", "job_id") or not isinstance(value, str) or not value:
         raise bad
     return {key: value}
