@@ -30,38 +30,38 @@ async def _publish(bus: Bus, event: StatusEvent) -> None:
         log.warning("status_event_not_published", stage=event.stage, error=str(exc))
 
 
-def _event(
-    service: str,
-    tenant_id: str,
-    subject: dict[str, uuid.UUID],
-    *,
-    status: str,
-    stage: str,
-    progress: float,
-    message: str,
-    seq: int,
-) -> StatusEvent:
-    """A status event about `subject` (`{"batch_id": …}` or `{"job_id": …}`), its progress clamped to 0-1."""
-    return StatusEvent.model_validate(
-        {
-            **subject,
-            "tenant_id": tenant_id,
-            "service": service,
-            "stage": stage,
-            "status": status,
-            "progress": min(1.0, max(0.0, progress)),
-            "message": message,
-            "seq": seq,
-        }
-    )
+class _Reporter:
+    """What both reporters share: the announcement of a recorded change of their subject (`batch_id` or
+    `job_id`), with the row's sequence number, its progress clamped to 0-1."""
 
-
-class BatchReporter:
-    def __init__(self, *, pool: asyncpg.Pool, bus: Bus, service: str, tenant_id: str, batch_id: uuid.UUID) -> None:
+    def __init__(
+        self, *, pool: asyncpg.Pool, bus: Bus, service: str, tenant_id: str, subject: dict[str, uuid.UUID]
+    ) -> None:
         self._pool = pool
         self._bus = bus
         self._service = service
         self._tenant_id = tenant_id
+        self._subject = subject
+
+    async def announce(self, *, status: str, stage: str, progress: float, message: str, seq: int) -> None:
+        event = StatusEvent.model_validate(
+            {
+                **self._subject,
+                "tenant_id": self._tenant_id,
+                "service": self._service,
+                "stage": stage,
+                "status": status,
+                "progress": min(1.0, max(0.0, progress)),
+                "message": message,
+                "seq": seq,
+            }
+        )
+        await _publish(self._bus, event)
+
+
+class BatchReporter(_Reporter):
+    def __init__(self, *, pool: asyncpg.Pool, bus: Bus, service: str, tenant_id: str, batch_id: uuid.UUID) -> None:
+        super().__init__(pool=pool, bus=bus, service=service, tenant_id=tenant_id, subject={"batch_id": batch_id})
         self._batch_id = batch_id
 
     async def stage(self, stage: str, progress: float, *, status: BatchStatus, message: str = "") -> None:
@@ -70,21 +70,6 @@ class BatchReporter:
             seq = await batches.record_progress(conn, self._batch_id, expect=status, stage=stage, progress=progress)
         if seq is not None:
             await self.announce(status=status.value, stage=stage, progress=progress, message=message, seq=seq)
-
-    async def announce(self, *, status: str, stage: str, progress: float, message: str, seq: int) -> None:
-        await _publish(
-            self._bus,
-            _event(
-                self._service,
-                self._tenant_id,
-                {"batch_id": self._batch_id},
-                status=status,
-                stage=stage,
-                progress=progress,
-                message=message,
-                seq=seq,
-            ),
-        )
 
     async def announce_batch(self, batch: batches.Batch, message: str = "") -> None:
         await self.announce(
@@ -112,7 +97,7 @@ async def mark_failed(
         log.exception("batch_not_marked_failed", batch_id=str(batch_id))
 
 
-class JobReporter:
+class JobReporter(_Reporter):
     """Moves a job through its states (`comptaflow.common.jobs`) and announces each recorded change.
 
     Every method acts on the row first and announces only what was recorded: a change refused because
@@ -120,10 +105,7 @@ class JobReporter:
     """
 
     def __init__(self, *, pool: asyncpg.Pool, bus: Bus, service: str, tenant_id: str, job_id: uuid.UUID) -> None:
-        self._pool = pool
-        self._bus = bus
-        self._service = service
-        self._tenant_id = tenant_id
+        super().__init__(pool=pool, bus=bus, service=service, tenant_id=tenant_id, subject={"job_id": job_id})
         self._job_id = job_id
 
     async def claim(self, *, stage: str, progress: float, limit: int, message: str | None = None) -> jobs.Job | None:
@@ -167,21 +149,6 @@ class JobReporter:
         if done is not None:
             await self.announce_job(done)
         return done
-
-    async def announce(self, *, status: str, stage: str, progress: float, message: str, seq: int) -> None:
-        await _publish(
-            self._bus,
-            _event(
-                self._service,
-                self._tenant_id,
-                {"job_id": self._job_id},
-                status=status,
-                stage=stage,
-                progress=progress,
-                message=message,
-                seq=seq,
-            ),
-        )
 
     async def announce_job(self, job: jobs.Job, message: str | None = None) -> None:
         """Announce the job as its row stands (its own message unless another is given)."""
