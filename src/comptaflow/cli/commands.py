@@ -17,7 +17,8 @@ from comptaflow.common.errors import ConfigurationError
 from comptaflow.common.infra import open_infra
 from comptaflow.common.logging import get_logger
 from comptaflow.common.outbox import OutboxRelay, reannounce_unfinished
-from comptaflow.common.registry import discover
+from comptaflow.common.registry import Registry, discover
+from comptaflow.common.service import ServiceSpec
 from comptaflow.common.settings import Settings
 from comptaflow.common.worker import Worker, serve_worker
 
@@ -104,10 +105,9 @@ async def _embedded_infrastructure(settings: Settings, home: Path, stack: contex
     return settings.model_copy(update=updates)
 
 
-async def serve(settings: Settings, name: str, *, jwt_secret: str) -> int:
-    """One registered service in this process (production, Kubernetes)."""
-    registry = discover(settings.extra_services)
-    spec = registry.get(name)
+async def serve(settings: Settings, registry: Registry, spec: ServiceSpec, *, jwt_secret: str) -> int:
+    """One registered service (`spec`, of `registry`, whose topology it declares) in this process."""
+    name = spec.name
     stop = stop_event_on_signals()
     async with open_infra(settings, service=name, run_migrations=spec.role == "http", registry=registry) as infra:
         if spec.role == "http":

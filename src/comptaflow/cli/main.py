@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 — one exit co
         retain_heap()  # before any thread starts
     if args.command == "serve":
         try:
-            spec = discover(settings.extra_services).get(args.service)
+            registry = discover(settings.extra_services)
+            spec = registry.get(args.service)
         except ConfigurationError as exc:
             print(f"comptaflow serve: {exc}", file=sys.stderr)
             return 2
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 — one exit co
         # Required outside `up` (docs/api.md): a service reads tenant secrets with it.
         key = secret_key_for(settings, generate=False)
         settings = settings.model_copy(update={"secret_key": SecretStr(key)})
-        return run(serve(settings, args.service, jwt_secret=secret))
+        return run(serve(settings, registry, spec, jwt_secret=secret))
     from comptaflow.cli.commands import up
 
     secret = jwt_secret_for(settings, generate=True)

@@ -153,16 +153,19 @@ async def insert_batch(
     return _batch(row, files)
 
 
+async def _files(conn: Conn, batch_id: uuid.UUID) -> list[BatchFile]:
+    rows = await conn.fetch(
+        "SELECT field, filename, size, sha256, object_key FROM batch_files WHERE batch_id = $1 ORDER BY field",
+        batch_id,
+    )
+    return [BatchFile(r["field"], r["filename"], r["size"], r["sha256"], r["object_key"]) for r in rows]
+
+
 async def get_batch(conn: Conn, batch_id: uuid.UUID) -> Batch | None:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM batches WHERE id = $1", batch_id)  # noqa: S608 — constant columns
     if row is None:
         return None
-    file_rows = await conn.fetch(
-        "SELECT field, filename, size, sha256, object_key FROM batch_files WHERE batch_id = $1 ORDER BY field",
-        batch_id,
-    )
-    files = [BatchFile(r["field"], r["filename"], r["size"], r["sha256"], r["object_key"]) for r in file_rows]
-    return _batch(row, files)
+    return _batch(row, await _files(conn, batch_id))
 
 
 async def transition(
@@ -341,12 +344,7 @@ async def lock_failed_with_files(conn: Conn, batch_id: uuid.UUID) -> Batch | Non
     )
     if row is None:
         return None
-    file_rows = await conn.fetch(
-        "SELECT field, filename, size, sha256, object_key FROM batch_files WHERE batch_id = $1 ORDER BY field",
-        batch_id,
-    )
-    files = [BatchFile(r["field"], r["filename"], r["size"], r["sha256"], r["object_key"]) for r in file_rows]
-    return _batch(row, files)
+    return _batch(row, await _files(conn, batch_id))
 
 
 async def record_files_removed(conn: Conn, batch_id: uuid.UUID, note: dict[str, Any]) -> bool:

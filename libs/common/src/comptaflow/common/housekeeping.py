@@ -39,7 +39,6 @@ call.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -141,28 +140,24 @@ class Sweeper:
         self._storage = storage
         self._retention_days = retention_days
         self._interval = interval
-        self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.passes = 0
 
     async def start(self) -> None:
-        self._stop.clear()
         self._task = asyncio.create_task(self._run(), name="housekeeping-sweeper")
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._stop.set()
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
     async def _run(self) -> None:
-        while not self._stop.is_set():
+        while True:
             try:
                 while await sweep_failed(self._pool, self._storage, retention_days=self._retention_days) >= SWEEP_LIMIT:
                     pass  # a backlog: the next hundred at once
             except DependencyUnavailable as exc:
                 log.warning("housekeeping_pass_failed", error=str(exc))
             self.passes += 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=self._interval)
+            await asyncio.sleep(self._interval)

@@ -31,7 +31,7 @@ def backup_prefix(tenant_id: str, start: date, end: date, at: datetime) -> str:
 
 
 def staging_key(tenant_id: str, batch_id: uuid.UUID, table: str) -> str:
-    return f"{tenant_id}/staging/{batch_id}/{table}.parquet"
+    return f"{staging_prefix(tenant_id, batch_id)}{table}.parquet"
 
 
 def incoming_prefix(tenant_id: str, batch_id: uuid.UUID) -> str:

@@ -13,8 +13,7 @@ topology every process declares (`topology`), the services `up` starts and `serv
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 from comptaflow.common.bus.base import WorkerQueue
 from comptaflow.common.contracts import Message, message_type
 from comptaflow.common.errors import ConfigurationError
-from comptaflow.common.service import ServiceSpec
+from comptaflow.common.service import ServiceSpec, resolve
 
 GROUP = "comptaflow.services"
 
@@ -90,21 +89,14 @@ def discover(extra: str | Sequence[str] = ()) -> Registry:
     return Registry(tuple(found))
 
 
-def of(services: Iterable[ServiceSpec]) -> Registry:
-    return Registry(tuple(services))
-
-
 def _load(reference: str) -> Any:
     module, _, attribute = reference.partition(":")
     if not module or not attribute:
         raise ConfigurationError(f"COMPTAFLOW_EXTRA_SERVICES: {reference!r} is not 'module:attribute'")
     try:
-        target: Any = importlib.import_module(module)
-        for part in attribute.split("."):
-            target = getattr(target, part)
+        return resolve(reference)
     except (ImportError, AttributeError) as exc:
         raise ConfigurationError(f"COMPTAFLOW_EXTRA_SERVICES: cannot load {reference!r}: {exc}") from exc
-    return target
 
 
 def _checked(value: Any, reference: str) -> ServiceSpec:

@@ -115,8 +115,13 @@ class ServiceSpec:
 
     def load_factory(self) -> Any:
         """The factory object (imported now, not when the declaration is read)."""
-        module, _, attribute = self.factory.partition(":")
-        target: Any = importlib.import_module(module)
-        for part in attribute.split("."):
-            target = getattr(target, part)
-        return target
+        return resolve(self.factory)
+
+
+def resolve(reference: str) -> Any:
+    """The object a `module:attribute` reference names (the attribute may be dotted), imported now."""
+    module, _, attribute = reference.partition(":")
+    target: Any = importlib.import_module(module)
+    for part in attribute.split("."):
+        target = getattr(target, part)
+    return target

@@ -27,10 +27,10 @@ from typing import Any
 
 import structlog
 
-from comptaflow.common.bus import Consumer, Delivery, WorkerQueue
+from comptaflow.common.bus import Consumer, Delivery
 from comptaflow.common.bus.base import Handler, or_give_up
 from comptaflow.common.contracts import Message, message_type
-from comptaflow.common.errors import ConfigurationError, InvalidMessage
+from comptaflow.common.errors import ConfigurationError
 from comptaflow.common.health import HealthServer
 from comptaflow.common.infra import Infra
 from comptaflow.common.memory import release_after_batch
@@ -73,8 +73,9 @@ class Worker:
             self._relay = OutboxRelay(self._infra.db, self._infra.bus)
             await self._relay.start()
         prefetch = max(self.spec.min_prefetch, self._infra.settings.worker_prefetch)
+        handle = self._dispatcher()
         for queue in self.spec.queues:
-            self._consumers.append(await self._infra.bus.consume(queue, self._dispatcher(queue), prefetch=prefetch))
+            self._consumers.append(await self._infra.bus.consume(queue, handle, prefetch=prefetch))
         log.info("worker_started", service=self.spec.name, queues=[q.queue_name for q in self.spec.queues])
 
     async def stop(self, *, grace: float = 30.0) -> None:
@@ -87,15 +88,15 @@ class Worker:
         if runtime is not None and runtime.on_stop is not None:
             await runtime.on_stop()
 
-    def _dispatcher(self, queue: WorkerQueue) -> Handler:
+    def _dispatcher(self) -> Handler:
+        """What every queue of the service runs for a message: its type's handler, within the give-up path."""
         handlers = self.runtime.handlers
         settings = self._infra.settings
         release = self.spec.release_memory
 
         async def handle(message: Message, delivery: Delivery) -> None:
-            handler: MessageHandler[Any] | None = handlers.get(type(message))
-            if handler is None:  # the queue's types are the declared ones, each with a handler (start)
-                raise InvalidMessage(f"{queue.name} has no handler for {message_type(type(message))}")
+            # The queue decodes only its declared types, and `start` checked that each has a handler.
+            handler: MessageHandler[Any] = handlers[type(message)]
 
             async def give_up(cause: BaseException, permanent: bool) -> None:
                 await handler.give_up(message, cause, permanent=permanent)

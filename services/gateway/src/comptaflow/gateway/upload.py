@@ -39,6 +39,7 @@ from python_multipart.multipart import parse_options_header
 
 from comptaflow.common.batches import BatchFile
 from comptaflow.common.contracts import BatchKind
+from comptaflow.common.layout import incoming_prefix
 from comptaflow.common.storage import ObjectWriter, Storage
 from comptaflow.gateway.errors import Refusal
 from comptaflow.gateway.filename import clean_filename
@@ -160,7 +161,7 @@ class BatchReceiver:
         idle_s: float,
     ) -> None:
         self._storage = storage
-        self._prefix = f"{tenant_id}/incoming/{batch_id}/"
+        self._prefix = incoming_prefix(tenant_id, batch_id)
         self._max_file_bytes = max_file_bytes
         self._idle_s = idle_s
         self._max_body = body_limit(max_file_bytes)
