@@ -1,6 +1,6 @@
 # The one task runner: CI runs these targets verbatim (.ci/run → `make ci`).
 UV ?= uv
-SOURCES := libs/common/src libs/testkit/src services/gateway/src services/period-validator/src services/loader/src src
+SOURCES := libs/common/src libs/testkit/src libs/fakes/src services/gateway/src services/period-validator/src services/loader/src services/pennylane-sync/src src
 
 .PHONY: install lint typecheck test test-fast bench ci
 

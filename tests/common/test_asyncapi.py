@@ -6,7 +6,15 @@ import uuid
 from pathlib import Path
 
 from comptaflow.common.bus.memory import MemoryBus
-from comptaflow.common.contracts import BatchKind, BatchUploaded, LoadRequested, Message, message_type
+from comptaflow.common.contracts import (
+    BatchKind,
+    BatchUploaded,
+    LoadRequested,
+    Message,
+    PennylaneSyncRequested,
+    SyncMode,
+    message_type,
+)
 from comptaflow.common.contracts.asyncapi import build_asyncapi, render
 from comptaflow.common.registry import discover
 
@@ -23,7 +31,14 @@ def test_every_worker_queue_and_message_is_described() -> None:
     doc = build_asyncapi()
     assert doc["channels"]["period-validator"]["address"] == "comptaflow.period-validator"
     assert doc["channels"]["loader"]["address"] == "comptaflow.loader"
-    assert set(doc["components"]["messages"]) == {"BatchUploaded", "LoadRequested", "StatusEvent"}
+    assert doc["channels"]["pennylane-sync"]["address"] == "comptaflow.pennylane-sync"
+    assert set(doc["components"]["messages"]) == {
+        "BatchUploaded",
+        "LoadRequested",
+        "PennylaneSyncRequested",
+        "StatusEvent",
+    }
+    assert set(doc["channels"]["pennylane-sync"]["messages"]) == {"PennylaneSyncRequested"}
     assert doc["components"]["messages"]["BatchUploaded"]["name"] == "batch.uploaded"
     assert set(doc["channels"]["loader"]["messages"]) == {"LoadRequested"}
     assert set(doc["channels"]["period-validator"]["messages"]) == {"BatchUploaded"}
@@ -36,6 +51,8 @@ def test_every_worker_queue_and_message_is_described() -> None:
 def _sample(model: type[Message]) -> Message:
     if model is BatchUploaded:
         return BatchUploaded(tenant_id="acme", batch_id=uuid.uuid4(), kind=BatchKind.FEC)
+    if model is PennylaneSyncRequested:
+        return PennylaneSyncRequested(tenant_id="acme", job_id=uuid.uuid4(), mode=SyncMode.FULL)
     assert model is LoadRequested, f"add a sample of {model.__name__}"
     return LoadRequested(tenant_id="acme", batch_id=uuid.uuid4())
 

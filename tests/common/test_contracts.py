@@ -22,9 +22,15 @@ from comptaflow.common.contracts import (
     parse_status,
 )
 from comptaflow.common.errors import InvalidMessage, PermanentError
+from comptaflow.common.registry import discover
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "contracts_v1.json"
-CONTRACT_MODELS: tuple[type[BaseModel], ...] = (BatchUploaded, LoadRequested, StatusEvent)
+# Every message a registered service consumes or publishes, and the status event: a new message is
+# snapshotted without anyone remembering to list it here.
+CONTRACT_MODELS: tuple[type[BaseModel], ...] = (
+    *sorted(discover().messages, key=lambda model: model.__name__),
+    StatusEvent,
+)
 
 
 def _current_schemas() -> str:
@@ -63,8 +69,10 @@ def test_json_schema_of_every_v1_contract_matches_the_committed_snapshot() -> No
 
 def test_snapshot_names_the_routing_key_of_each_event() -> None:
     schemas = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
-    assert sorted(schemas) == ["BatchUploaded", "LoadRequested", "StatusEvent"]
+    assert sorted(schemas) == ["BatchUploaded", "LoadRequested", "PennylaneSyncRequested", "StatusEvent"]
     assert schemas["BatchUploaded"]["properties"]["type"]["const"] == "batch.uploaded"
+    assert schemas["PennylaneSyncRequested"]["properties"]["type"]["const"] == "pennylane.sync_requested"
+    assert schemas["PennylaneSyncRequested"]["required"] == ["tenant_id", "job_id"]
     assert schemas["LoadRequested"]["properties"]["type"]["const"] == "batch.load_requested"
     assert schemas["StatusEvent"]["properties"]["type"]["const"] == "status"
     assert schemas["BatchUploaded"]["required"] == ["tenant_id", "batch_id", "kind"]

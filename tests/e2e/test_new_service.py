@@ -152,7 +152,7 @@ def test_up_starts_routes_relays_and_dead_letters_the_sample_service(
     assert not (folder / "pong-bad").exists()
     logs = [json.loads(line) for line in stderr_path.read_text().splitlines() if line.startswith("{")]
     started = [line for line in logs if line.get("event") == "worker_started"]
-    assert {line["service"] for line in started} == {"loader", "period-validator", "sample-echo"}
+    assert {line["service"] for line in started} == {"loader", "pennylane-sync", "period-validator", "sample-echo"}
 
 
 def test_serve_runs_the_sample_service_alone_with_its_health_endpoint(

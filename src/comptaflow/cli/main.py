@@ -5,6 +5,8 @@ comptaflow serve <service>          one service (production, Kubernetes)
 comptaflow token --sub … --role … --tenant … [--ttl]
 comptaflow migrate                  apply database migrations
 comptaflow rotate-secrets           re-encrypt tenant secrets under the current key
+comptaflow pennylane sync --tenant T [--full] [--table X]   one Pennylane sync now, with progress bars
+comptaflow fake pennylane [--port …] a local fake of an external system (comptaflow.fakes.cli)
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from comptaflow.cli.pennylane_args import add_pennylane_parser
 from comptaflow.cli.secret_key import add_rotate_parser, secret_key_for
 from comptaflow.common.errors import ConfigurationError, DependencyUnavailable
 from comptaflow.common.logging import configure_logging, get_logger
@@ -26,6 +29,7 @@ from comptaflow.common.memory import retain_heap
 from comptaflow.common.registry import discover
 from comptaflow.common.settings import Settings
 from comptaflow.common.tokens import Role, mint
+from comptaflow.fakes.cli import add_fake_parser, run_fake
 
 log = get_logger("comptaflow.cli")
 
@@ -59,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     sub.add_parser("migrate", help="apply database migrations")
     add_rotate_parser(sub)
+    add_pennylane_parser(sub)
+    add_fake_parser(sub)
     return parser
 
 
@@ -72,6 +78,8 @@ def _installed() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 — one exit code per command
     args = _parser().parse_args(argv)
+    if args.command == "fake":  # needs no settings: a fake is self-contained
+        return run_fake(args)
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -89,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 — one exit co
         from comptaflow.cli.commands import migrate
 
         return run(migrate(settings))
+    if args.command == "pennylane":
+        from comptaflow.cli.pennylane import sync_command
+
+        return run(sync_command(settings, args))
     if args.command == "rotate-secrets":
         from comptaflow.cli.secret_key import rotate_secrets
 

@@ -60,6 +60,15 @@ class Namespace(enum.IntEnum):
     """Gateway: the load and restore requests of a tenant are decided one at a time (transaction lock)."""
     TENANT_LOADS = 3
     """Loader: the loads and restores of a tenant run one at a time (session lock held for the whole load)."""
+    PENNYLANE_SYNC = 4
+    """Pennylane sync: one sync of a tenant at a time (session lock held for the whole sync)."""
+    PENNYLANE_SCHEMA = 5
+    """Pennylane sync: a tenant's schema is created or migrated by one process at a time (transaction lock)."""
+    SCHEDULER = 6
+    """A service's scheduler runs in one replica at a time (session lock on the service's name)."""
+    BI_LOGINS = 7
+    """Gateway: BI logins are created and rotated one at a time (transaction lock, value "roles"): two
+    transactions granting on the same database row at once fail with "tuple concurrently updated"."""
 
 
 _VALUE_BITS = 48

@@ -67,6 +67,24 @@ WEBSOCKET_CLIENTS = Gauge(
     "Open WebSocket connections.",
     registry=REGISTRY,
 )
+PENNYLANE_REQUESTS = Counter(
+    "comptaflow_pennylane_requests_total",
+    "Requests sent to the Pennylane API, by answer status (0: no answer).",
+    ["status"],
+    registry=REGISTRY,
+)
+PENNYLANE_TABLES = Counter(
+    "comptaflow_pennylane_tables_total",
+    "Pennylane tables synced, by table, mode and outcome (ok, failed).",
+    ["table", "mode", "outcome"],
+    registry=REGISTRY,
+)
+PENNYLANE_ROWS = Counter(
+    "comptaflow_pennylane_rows_total",
+    "Rows written by Pennylane syncs, by operation (inserted, updated, deleted).",
+    ["operation"],
+    registry=REGISTRY,
+)
 
 
 def render_metrics() -> tuple[bytes, str]:

@@ -33,6 +33,19 @@ class Settings(BaseSettings):
     s3_bucket: str = "comptaflow"
     s3_region: str = "us-east-1"
     clickhouse_url: str | None = None
+    # Where Power BI reaches the database with a tenant's read-only login (POST …/bi-credentials).
+    bi_host: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="Host given with a tenant's BI login; unset: the host of COMPTAFLOW_DATABASE_URL.",
+    )
+    bi_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port given with a tenant's BI login; unset: the port of COMPTAFLOW_DATABASE_URL (5432).",
+    )
 
     max_upload_mb: int = Field(default=512, ge=1)
     # Uploads: a body that stops arriving for this long is answered 408; uploads in flight at once, per
@@ -58,6 +71,18 @@ class Settings(BaseSettings):
     backups_keep: int = Field(default=10, ge=1)
     # Days the uploaded files (and staged tables) of a FAILED batch are kept (comptaflow.common.housekeeping).
     failed_retention_days: int = Field(default=30, ge=1)
+    # Pennylane sync (docs/pennylane.md): the schedule (an incremental every `pennylane_interval_min`, a full
+    # reload daily at `pennylane_full_at` in `pennylane_timezone`, tenants spread over `pennylane_spread_min`),
+    # the changelog overlap, tables synced at once per tenant, and the API's rate limit per token.
+    pennylane_schedule: bool = True
+    pennylane_interval_min: int = Field(default=120, ge=5)
+    pennylane_full_at: str = Field(default="03:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    pennylane_timezone: str = "Europe/Paris"
+    pennylane_spread_min: int = Field(default=60, ge=0)
+    pennylane_overlap_s: float = Field(default=300.0, ge=0)
+    pennylane_concurrency: int = Field(default=3, ge=1, le=16)
+    pennylane_rate_limit: int = Field(default=25, ge=1)
+    pennylane_rate_window_s: float = Field(default=5.0, gt=0)
     # Keep freed memory in the process between batches (glibc): the next large file reuses it without page
     # faults, at the price of a higher, kept resident size (comptaflow.common.memory). Off by default.
     retain_heap: bool = False

@@ -19,10 +19,11 @@ from fastapi import FastAPI
 from comptaflow.common.housekeeping import Sweeper
 from comptaflow.common.infra import Infra
 from comptaflow.common.outbox import OutboxRelay
+from comptaflow.common.secrets import Keyring
 from comptaflow.gateway.admission import UploadSlots
 from comptaflow.gateway.errors import install_error_handlers
 from comptaflow.gateway.observability import ObservabilityMiddleware, redact_server_logs
-from comptaflow.gateway.routes import batches, health, jobs, ledger, loads, tenants, ws
+from comptaflow.gateway.routes import batches, bi, health, jobs, ledger, loads, pennylane, tenants, ws
 from comptaflow.gateway.state import GatewayState
 from comptaflow.gateway.status_hub import StatusHub
 
@@ -50,7 +51,11 @@ def create_app(infra: Infra, *, jwt_secret: str, relay: bool = True) -> FastAPI:
     uploads = UploadSlots(per_tenant=settings.max_uploads_per_tenant, total=settings.max_uploads)
     # Incoming files of FAILED batches go after COMPTAFLOW_FAILED_RETENTION_DAYS (comptaflow.common.housekeeping).
     sweeper = Sweeper(infra.db, infra.storage, retention_days=settings.failed_retention_days)
-    state = GatewayState(infra=infra, jwt_secret=jwt_secret, hub=hub, relay=outbox_relay, uploads=uploads)
+    # Tenant secrets (a Pennylane token) are encrypted with COMPTAFLOW_SECRET_KEY, required by `serve` and `up`.
+    keyring = Keyring.from_setting(settings.secret_key.get_secret_value()) if settings.secret_key else None
+    state = GatewayState(
+        infra=infra, jwt_secret=jwt_secret, hub=hub, relay=outbox_relay, uploads=uploads, keyring=keyring
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -82,5 +87,7 @@ def create_app(infra: Infra, *, jwt_secret: str, relay: bool = True) -> FastAPI:
     app.include_router(loads.router)
     app.include_router(ledger.router)
     app.include_router(jobs.router)
+    app.include_router(pennylane.router)
+    app.include_router(bi.router)
     app.include_router(ws.router)
     return app

@@ -5,17 +5,23 @@ Dates are `YYYY-MM-DD`; timestamps ISO-8601 UTC ending in `Z`; amounts decimal s
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from comptaflow.common.batches import Batch
-from comptaflow.common.contracts import BatchKind, BatchStatus, JobStatus
+from comptaflow.common.contracts import BatchKind, BatchStatus, JobStatus, SyncMode
 from comptaflow.common.contracts.v1 import TenantId
 from comptaflow.common.jobs import Job
 from comptaflow.common.loads import BackupView, PeriodView
+from comptaflow.common.pennylane import tables
+from comptaflow.common.pennylane.connections import Connection, TableState
 from comptaflow.common.tenants import Tenant
 from comptaflow.common.warehouse.reads import CENT, LedgerLine, TrialBalanceRow
 
@@ -241,3 +247,169 @@ class LedgerLineOut(BaseModel):
 class LedgerPage(BaseModel):
     items: list[LedgerLineOut] = Field(description="ordered by date, then account, then load and line")
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last one")
+
+
+_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
+_URL_TEXT = re.compile(r"[\x21-\x7e]+")
+
+
+def http_base_url(value: str) -> str:
+    """A base URL the gateway may call: http(s), a host, no credentials, query nor fragment; no trailing `/`.
+
+    The messages never repeat the value (it could hold credentials).
+    """
+    if not _URL_TEXT.fullmatch(value):
+        raise ValueError("base_url must be a URL of visible ASCII characters without spaces")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("base_url must start with http:// or https://")
+    if "@" in parts.netloc:
+        raise ValueError("base_url must not hold credentials (user:password@): the API token goes in api_token")
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise ValueError("base_url must not have a query or a fragment")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("base_url has an invalid port") from None
+    if not parts.hostname or port == 0:
+        raise ValueError("base_url must name a host")
+    return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+
+
+class PennylaneConnectionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    api_token: SecretStr = Field(
+        description="the company's Pennylane API token: checked with `GET /me`, stored encrypted, never returned"
+    )
+    base_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="the Company API v2 base URL, http(s) without credentials, query or fragment;"
+        " default https://app.pennylane.com/api/external/v2",
+    )
+    enabled: bool = Field(default=True, description="false: the connection is kept, but no sync runs")
+
+    @field_validator("api_token")
+    @classmethod
+    def _visible_ascii(cls, value: SecretStr) -> SecretStr:
+        # The message never repeats the value (nor does the error envelope: it carries no input).
+        if not _TOKEN.fullmatch(value.get_secret_value()):
+            raise ValueError("the token must be 1 to 4096 visible ASCII characters")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return None if value is None else http_base_url(value)
+
+
+class PennylaneCompanyOut(BaseModel):
+    id: int | None
+    name: str | None
+
+
+class PennylaneConnectionOut(BaseModel):
+    configured: Literal[True] = True
+    base_url: str
+    enabled: bool
+    scopes: list[str] = Field(description="the token's scopes, as `GET /me` answered them")
+    missing_scopes: dict[str, list[str]] = Field(
+        description="for each table the token cannot read, the scopes it lacks (empty: it reads them all)"
+    )
+    company: PennylaneCompanyOut = Field(description="the Pennylane company of the token")
+    updated_at: str = Field(description=_TIMESTAMP)
+
+    @classmethod
+    def of(cls, connection: Connection) -> PennylaneConnectionOut:
+        missing = tables.missing_scopes(tables.TABLES, connection.scopes)
+        return cls(
+            base_url=connection.base_url,
+            enabled=connection.enabled,
+            scopes=list(connection.scopes),
+            missing_scopes={name: list(scopes) for name, scopes in missing.items()},
+            company=PennylaneCompanyOut(id=connection.company_id, name=connection.company_name),
+            updated_at=utc_timestamp(connection.updated_at),
+        )
+
+
+class PennylaneNotConfigured(BaseModel):
+    configured: Literal[False] = False
+
+
+class PennylaneSyncIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: SyncMode = Field(
+        description="incremental: the changes since the last sync; full: every table listed whole again"
+    )
+    tables: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="the tables to sync (names of `GET …/pennylane/state`); omitted: every table",
+    )
+
+
+class JobAccepted(BaseModel):
+    job_id: str = Field(description="follow it with GET /api/v1/jobs/{job_id} or the WebSocket")
+
+
+class PennylaneTableStatus(StrEnum):
+    """NEVER_SYNCED until a sync considers the table; then the outcome of the last sync that did."""
+
+    NEVER_SYNCED = "NEVER_SYNCED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+class PennylaneTableOut(BaseModel):
+    table: str
+    mode: SyncMode | None = Field(description="of the last sync that considered the table; null if none")
+    last_synced_at: str | None = Field(description="end of the last successful sync; " + _TIMESTAMP)
+    cursor_at: str | None = Field(description="checkpoint of a changelog table (Pennylane's clock); " + _TIMESTAMP)
+    rows: int = Field(description="rows in the table after its last successful sync")
+    status: PennylaneTableStatus
+    error: str | None = Field(description="why the last sync failed, or which scopes the token lacks")
+    missing_scopes: list[str] = Field(description="scopes the token lacks to read the table")
+
+    @classmethod
+    def of(cls, table: str, state: TableState | None, missing: Sequence[str]) -> PennylaneTableOut:
+        """A table's entry: its state row (None before any sync considered it) and the scopes the token lacks."""
+        error = state.error if state is not None and state.status == "FAILED" else None
+        if error is None and missing:
+            error = f"the Pennylane token lacks the scope(s) {', '.join(missing)}"
+        if state is None:
+            return cls(
+                table=table,
+                mode=None,
+                last_synced_at=None,
+                cursor_at=None,
+                rows=0,
+                status=PennylaneTableStatus.NEVER_SYNCED,
+                error=error,
+                missing_scopes=list(missing),
+            )
+        return cls(
+            table=table,
+            mode=state.mode,
+            last_synced_at=None if state.last_synced_at is None else utc_timestamp(state.last_synced_at),
+            cursor_at=None if state.cursor_at is None else utc_timestamp(state.cursor_at),
+            rows=state.rows,
+            status=PennylaneTableStatus(state.status),
+            error=error,
+            missing_scopes=list(missing),
+        )
+
+
+class PennylaneStateOut(BaseModel):
+    tables: list[PennylaneTableOut] = Field(description="one per table the sync keeps, in catalogue order")
+
+
+class BiCredentialsOut(BaseModel):
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str = Field(description="shown once: calling again gives a new one and the old one stops working")

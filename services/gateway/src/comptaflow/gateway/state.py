@@ -8,6 +8,7 @@ from starlette.requests import HTTPConnection
 
 from comptaflow.common.infra import Infra
 from comptaflow.common.outbox import OutboxRelay
+from comptaflow.common.secrets import Keyring
 from comptaflow.gateway.admission import UploadSlots
 from comptaflow.gateway.status_hub import StatusHub
 
@@ -19,6 +20,8 @@ class GatewayState:
     hub: StatusHub
     relay: OutboxRelay | None
     uploads: UploadSlots
+    keyring: Keyring | None = None
+    """The keys of the tenant secrets (COMPTAFLOW_SECRET_KEY); None: routes that store a secret answer 503."""
 
     def wake_relay(self) -> None:
         """Tell the relay a committed outbox row is waiting (it also polls and listens to NOTIFY)."""

@@ -80,6 +80,24 @@ class LoadRequested(Message):
     backup_id: uuid.UUID | None = None
 
 
+class SyncMode(StrEnum):
+    INCREMENTAL = "incremental"
+    FULL = "full"
+
+
+class PennylaneSyncRequested(Message):
+    """Sync a tenant's Pennylane company into its PostgreSQL schema: the job `job_id` (kind `pennylane.sync`).
+
+    `tables` None means every table the tenant's token may read; a full sync re-lists every table.
+    """
+
+    type: Literal["pennylane.sync_requested"] = "pennylane.sync_requested"
+    tenant_id: TenantId
+    job_id: uuid.UUID
+    mode: SyncMode = SyncMode.INCREMENTAL
+    tables: tuple[str, ...] | None = None
+
+
 class StatusEvent(BaseModel):
     """Progress of a batch or job, published on `comptaflow.status`, streamed over WebSocket (docs/api.md, WebSocket).
 

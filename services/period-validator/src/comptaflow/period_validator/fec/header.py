@@ -10,32 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from comptaflow.common.fec import EXTRA as FEC_EXTRA
+from comptaflow.common.fec import FIELDS
+
 SEPARATORS: Final = ("\t", "|", ";", ",")
 SEPARATOR_NAMES: Final = {"\t": "TAB", "|": "|", ";": ";", ",": ","}
 
 # Canonical names, in order; the key is the column's name in our frames.
-STANDARD: Final = (
-    "JournalCode",
-    "JournalLib",
-    "EcritureNum",
-    "EcritureDate",
-    "CompteNum",
-    "CompteLib",
-    "CompAuxNum",
-    "CompAuxLib",
-    "PieceRef",
-    "PieceDate",
-    "EcritureLib",
-    "Debit",
-    "Credit",
-    "EcritureLet",
-    "DateLet",
-    "ValidDate",
-    "Montantdevise",
-    "Idevise",
-)
+STANDARD: Final = FIELDS
 MONTANT_SENS: Final = (*STANDARD[:11], "Montant", "Sens", *STANDARD[13:])
-EXTRA: Final = ("DateRglt", "ModeRglt", "NatOp", "IdClient")
+EXTRA: Final = FEC_EXTRA
 _ALIASES: Final = {"iddevise": "idevise"}
 
 
