@@ -37,9 +37,19 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _config(fake: FakePennylane, log_level: str) -> uvicorn.Config:
+def _config(fake: FakePennylane, log_level: str, *, own_process: bool = False) -> uvicorn.Config:
     # The app sets `Date` itself, on the fake's clock (a client reads the API's time there).
-    return uvicorn.Config(fake.app, log_level=log_level, lifespan="off", ws="none", access_log=False, date_header=False)
+    # In another program's process (a test), uvicorn must not reconfigure logging: its dictConfig, or the
+    # levels it sets on the `uvicorn.*` loggers, would change what the host logs (and its tests capture).
+    return uvicorn.Config(
+        fake.app,
+        log_level=log_level if own_process else None,
+        log_config=uvicorn.config.LOGGING_CONFIG if own_process else None,
+        lifespan="off",
+        ws="none",
+        access_log=False,
+        date_header=False,
+    )
 
 
 class FakeServer:
@@ -140,4 +150,4 @@ def run(fake: FakePennylane, *, host: str, port: int, token: str) -> None:
     sock = _bind(host, port)
     shown = f"[{host}]" if ":" in host else host
     print(f"fake pennylane http://{shown}:{sock.getsockname()[1]}{API_PREFIX} token={token}", flush=True)
-    uvicorn.Server(_config(fake, "info")).run(sockets=[sock])
+    uvicorn.Server(_config(fake, "info", own_process=True)).run(sockets=[sock])
