@@ -80,3 +80,33 @@ async def test_a_budget_spent_by_someone_else_waits_for_the_announced_reset(pg_d
         assert time.monotonic() - started < 0.5
     finally:
         await the_pool.close()
+
+
+@pytest.mark.infra
+async def test_a_slot_woken_up_late_is_given_up_for_the_next_one(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from comptaflow.common.pennylane import budget as budget_module
+
+    key = uuid.uuid4().hex + uuid.uuid4().hex
+    the_pool = await db.create_pool(pg_dsn, max_size=2)
+    real_sleep = asyncio.sleep
+    late = [0.2]  # the first wake-up comes 0.2 s late (a busy event loop), the next ones on time
+
+    async def sleepy(delay: float) -> None:
+        await real_sleep(delay + (late.pop() if late else 0.0))
+
+    monkeypatch.setattr(budget_module.asyncio, "sleep", sleepy)
+    try:
+        budget = PostgresBudget(the_pool, key, RATE)
+        taken: list[float] = []
+        original = budget._take
+
+        async def counting() -> float:
+            wait = await original()
+            taken.append(wait)
+            return wait
+
+        monkeypatch.setattr(budget, "_take", counting)
+        await budget.acquire()
+        assert len(taken) == 2  # the late slot was given up, the next one kept
+    finally:
+        await the_pool.close()

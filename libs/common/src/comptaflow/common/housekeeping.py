@@ -47,6 +47,7 @@ import asyncpg
 import structlog
 
 from comptaflow.common import batches
+from comptaflow.common.background import BackgroundTask
 from comptaflow.common.errors import DependencyUnavailable
 from comptaflow.common.layout import incoming_prefix, staging_prefix
 from comptaflow.common.storage import Storage
@@ -128,10 +129,12 @@ SWEEP_INTERVAL_S = 3600.0
 """How often a running gateway sweeps (`Sweeper`): retention is counted in days, an hour late is on time."""
 
 
-class Sweeper:
+class Sweeper(BackgroundTask):
     """Runs `sweep_failed` at start and then every `interval` seconds until stopped (the gateway's lifespan
     owns one). A pass that fails is logged and the next one tries again; several gateways may sweep side by
     side (each batch is taken under a row lock)."""
+
+    task_name = "housekeeping-sweeper"
 
     def __init__(
         self, pool: asyncpg.Pool, storage: Storage, *, retention_days: int, interval: float = SWEEP_INTERVAL_S
@@ -140,17 +143,7 @@ class Sweeper:
         self._storage = storage
         self._retention_days = retention_days
         self._interval = interval
-        self._task: asyncio.Task[None] | None = None
         self.passes = 0
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="housekeeping-sweeper")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
 
     async def _run(self) -> None:
         while True:

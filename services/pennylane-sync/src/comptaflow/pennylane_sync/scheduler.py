@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from comptaflow.common import jobs, outbox
+from comptaflow.common.background import BackgroundTask
 from comptaflow.common.contracts import PennylaneSyncRequested, SyncMode
 from comptaflow.common.db import DATABASE_ERRORS, Conn
 from comptaflow.common.errors import TransientError
@@ -162,8 +163,10 @@ async def tick(pool: asyncpg.Pool, schedule: Schedule, now: datetime | None = No
     return asked
 
 
-class Scheduler:
+class Scheduler(BackgroundTask):
     """The schedule's loop in one replica at a time (see the module docstring)."""
+
+    task_name = "pennylane-scheduler"
 
     def __init__(
         self, pool: asyncpg.Pool, schedule: Schedule, *, tick_s: float = 60.0, standby_s: float = 30.0
@@ -172,17 +175,7 @@ class Scheduler:
         self._schedule = schedule
         self._tick_s = tick_s
         self._standby_s = standby_s
-        self._task: asyncio.Task[None] | None = None
         self.leading = False
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="pennylane-scheduler")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
 
     async def _run(self) -> None:
         while True:

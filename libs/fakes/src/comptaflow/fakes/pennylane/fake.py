@@ -25,13 +25,7 @@ from comptaflow.fakes.pennylane.traffic import Traffic
 from comptaflow.fakes.pennylane.views import Item, View
 
 DUMPABLE = (
-    "customers",
-    "suppliers",
-    "customer_invoices",
-    "supplier_invoices",
-    "products",
-    "transactions",
-    "ledger_entry_lines",
+    *CHANGELOG_RESOURCES,
     "ledger_entries",
     "ledger_accounts",
     "journals",

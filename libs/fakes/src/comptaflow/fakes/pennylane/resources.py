@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from comptaflow.fakes.pennylane.query import ALL_OPERATORS, Field
-from comptaflow.fakes.pennylane.store import Row
+from comptaflow.fakes.pennylane.store import CHANGELOG_RESOURCES, Row
 
 API_PREFIX = "/api/external/v2"
 COMPARISONS = frozenset({"eq", "not_eq", "lt", "lteq", "gt", "gteq"})
@@ -203,20 +203,7 @@ UNFILTERED = frozenset({"bank_accounts", "fiscal_years"})
 
 # `GET /{path}/{id}`: the listing whose table, scope and renderer serve it.
 DETAILS: dict[str, str] = {
-    name: name
-    for name in (
-        "customers",
-        "suppliers",
-        "customer_invoices",
-        "supplier_invoices",
-        "products",
-        "transactions",
-        "ledger_entry_lines",
-        "ledger_accounts",
-        "journals",
-        "bank_accounts",
-        "categories",
-    )
+    name: name for name in (*CHANGELOG_RESOURCES, "ledger_accounts", "journals", "bank_accounts", "categories")
 }
 
 # Sub-collections: (parent listing, line table, sortable fields, filters, page keys).

@@ -46,7 +46,10 @@ from comptaflow.fakes.pennylane.views import Item, View
 if TYPE_CHECKING:
     from comptaflow.fakes.pennylane.fake import FakePennylane
 
-Handler = Callable[[Request], Awaitable[Response]]
+# Handlers that only compute are plain functions: FastAPI runs them in its thread pool, so the event loop
+# stays free to take requests in (and the rate limit counts each when it arrives, not when a large page
+# computed before it is done). A handler that reads the body awaits it.
+Handler = Callable[[Request], Response] | Callable[[Request], Awaitable[Response]]
 INCLUDED_LINES = 20
 
 
@@ -93,7 +96,7 @@ class Api:
 
     # --- /me ----------------------------------------------------------------------------------------
 
-    async def me(self, request: Request) -> Response:
+    def me(self, request: Request) -> Response:
         with self.fake.lock:
             company = self.authorize(request, None)
             token = self.fake.tokens[bearer(request) or ""]
@@ -110,7 +113,7 @@ class Api:
     def listing(self, name: str) -> Handler:
         listing = LISTINGS[name]
 
-        async def handler(request: Request) -> Response:
+        def handler(request: Request) -> Response:
             with self.fake.lock:
                 company = self.authorize(request, listing.scope)
                 params = request.query_params
@@ -156,7 +159,7 @@ class Api:
         parent_table, line_table, sorts, filters, page_keys = SUB_LISTS[parent_name]
         parent = LISTINGS[parent_table]
 
-        async def handler(request: Request) -> Response:
+        def handler(request: Request) -> Response:
             with self.fake.lock:
                 company = self.authorize(request, parent.scope)
                 params = request.query_params
@@ -184,7 +187,7 @@ class Api:
     def detail(self, name: str) -> Handler:
         listing = LISTINGS[DETAILS.get(name, name)]
 
-        async def handler(request: Request) -> Response:
+        def handler(request: Request) -> Response:
             with self.fake.lock:
                 company = self.authorize(request, listing.scope)
                 raw = request.path_params["record_id"]
@@ -200,7 +203,7 @@ class Api:
 
     # --- trial balance ------------------------------------------------------------------------------
 
-    async def trial_balance(self, request: Request) -> Response:
+    def trial_balance(self, request: Request) -> Response:
         with self.fake.lock:
             company = self.authorize(request, TRIAL_BALANCE_SCOPE)
             params = request.query_params
@@ -223,7 +226,7 @@ class Api:
     def changelog(self, resource: str) -> Handler:
         scope = CHANGELOG_SCOPES[resource]
 
-        async def handler(request: Request) -> Response:
+        def handler(request: Request) -> Response:
             with self.fake.lock:
                 company = self.authorize(request, scope)
                 params = request.query_params
@@ -284,7 +287,7 @@ class Api:
         return handler
 
     def get_export(self, kind: str) -> Handler:
-        async def handler(request: Request) -> Response:
+        def handler(request: Request) -> Response:
             with self.fake.lock:
                 company = self.authorize(request, EXPORT_SCOPES[kind])
                 raw = request.path_params["export_id"]
