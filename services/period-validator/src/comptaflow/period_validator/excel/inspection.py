@@ -1,4 +1,4 @@
-"""What an uploaded workbook really contains, measured before (or, for large sheets, while) the reader runs.
+"""What an uploaded workbook really contains, measured before the reader is given it.
 
 A zip's central directory and a sheet's `<dimension>` are claims written by whoever made the file. This module
 checks the content itself, in one streaming pass per part, and refuses with a `TooComplex` (FILE_TOO_COMPLEX)
@@ -9,9 +9,13 @@ or `NotExcel` naming the limit:
   that inflates to more or less than it declares is corrupt; only stored and deflated parts are accepted;
 - an XML part with a DOCTYPE or an entity declaration is refused (no workbook needs one);
 - in each worksheet, cells are counted and the largest row and column any cell reaches are taken from the
-  cells themselves (`r="XFD1048576"`, or the position of a cell without a reference), because the reader
-  allocates the whole rectangle from A1 to the farthest cell: rows x columns must stay within
-  `MAX_SHEET_CELLS`, and a reference beyond Excel's grid (1,048,576 rows, 16,384 columns) is not Excel.
+  cells themselves (`r="XFD1048576"`, or the position of a cell without a reference), whatever their order,
+  because the reader allocates the whole rectangle from A1 to the farthest cell: rows x columns must stay
+  within `MAX_SHEET_CELLS`, and a reference beyond Excel's grid (1,048,576 rows, 16,384 columns) is not Excel.
+
+A worksheet is measured about as fast as it inflates (`_SheetScan`): the cell tags of each inflated chunk are
+found and read with vectorised byte comparisons (numpy), while the next chunk inflates on another thread (zlib
+and numpy release the GIL); a chunk holding a cell written any other way is walked element by element.
 
 For an OLE2 `.xls`, the compound file's own structure is checked the same way: the streams its directory
 declares must fit in the file and in `MAX_INFLATED_BYTES`, and their sector chains must be finite.
@@ -23,10 +27,14 @@ import re
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Final
+
+import numpy as np
+import numpy.typing as npt
 
 MAX_INFLATED_BYTES: Final = 2 * 1024**3
 """All parts of a workbook together, once inflated (the 1M-line bench ledger's sheet is 453 MB)."""
@@ -40,13 +48,40 @@ _READ: Final = 1024 * 1024
 _SHEET_PART: Final = re.compile(r"^xl/(?:worksheets|chartsheets|dialogsheets|macrosheets)/[^/]+\.xml$", re.IGNORECASE)
 _DECLARATION: Final = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 _FIRST_ELEMENT: Final = re.compile(rb"<[A-Za-z_:]")
-_ROOT: Final = re.compile(rb"<(?:([A-Za-z_][\w.-]*):)?worksheet\b")
-_ELEMENT: Final = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(row|c)(?=[\s/>])([^>]*)")
-_REFERENCE: Final = re.compile(rb"""(?:^|\s)r\s*=\s*["']\$?([A-Za-z]{0,5})\$?(\d{0,10})""")
-_OTHER_PREFIX: Final = re.compile(rb":c[\s/>]")
-_UNSPACED_CELL: Final = re.compile(rb"<c[\t\r\n]")
+_ROOT: Final = re.compile(rb"<(?:([A-Za-z_][\w.-]*):)?[A-Za-z_]")
 _TAIL: Final = 64
-"""Bytes carried from one chunk to the next so that nothing we look for is cut in two."""
+"""Bytes carried from one chunk to the next while a part's prolog is searched for a DOCTYPE."""
+
+_WINDOW: Final = 32
+"""A chunk is measured up to its last `<` at least this many bytes from its end, the rest carried to the next
+chunk: no tag is cut in two, and the bytes read at each cell tag (`<c r="`, a reference of at most 10 characters
+within Excel's grid, and the byte after it) lie inside the chunk."""
+_FEW: Final = 1024
+"""Cells of a chunk whose reference is read one by one (unusual, or maybe past the rows of the chunk's last
+cell); with more, the chunk is walked."""
+_NAME_END: Final = np.zeros(256, dtype=np.bool_)
+_NAME_END[list(b" \t\r\n/>")] = True
+_NAME_END.flags.writeable = False
+"""The bytes that end an element name: after `<c` (or `<x:c`), they make the element a cell."""
+_OTHER_PREFIX: Final = re.compile(rb":c[\s/>]")
+_TAG: Final = re.compile(
+    rb"<(?:(/)(?:[A-Za-z_][\w.-]*:)?(?=row[\s>])|(?:[A-Za-z_][\w.-]*:)?)(row|c)(?=[\s/>])([^>]*)(>)?"
+)
+"""A cell tag, or a row's opening or closing tag, under any prefix, up to the first `>`."""
+_LONGEST_VALUE: Final = 4096
+"""Longer than any attribute value of a row or a cell: a tag whose `>` is inside a longer one is refused."""
+_QUOTED_TAG: Final = re.compile(
+    rb"<(/?)(?:[A-Za-z_][\w.-]*:)?(row|c)(?=[\s/>])"
+    rb"""((?:[^>"']++|"[^"]{0,%d}+"|'[^']{0,%d}+')*+)(>)?""" % (_LONGEST_VALUE, _LONGEST_VALUE)
+)
+"""The same, up to the first `>` outside quotes."""
+_REFERENCE: Final = re.compile(
+    rb"""(?:\s+[^\s=]+\s*=\s*(?:"[^"]*+"|'[^']*+'))*?\s+r\s*=\s*["']\$?([A-Za-z]*)\$?(\d*)"""
+)
+"""A tag's `r` attribute, read attribute by attribute as the reader does (an `r` inside another attribute's
+value is not the reference): its letters and digits."""
+_ATTRIBUTE: Final = re.compile(rb"""([^\s=]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_VALUE: Final = re.compile(rb"\$?([A-Za-z]*)\$?(\d*)")
 
 
 class InspectionRefused(Exception):
@@ -101,7 +136,7 @@ def _data_offset(handle: BinaryIO, member: zipfile.ZipInfo) -> int:
     return offset
 
 
-def _inflate(handle: BinaryIO, member: zipfile.ZipInfo, budget: int) -> Iterator[bytes]:
+def _inflate(handle: BinaryIO, member: zipfile.ZipInfo, budget: int) -> Generator[bytes]:
     """The part's real content in chunks, from its compressed bytes; stops past `budget` bytes."""
     if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise Malformed(f"not a workbook: part {member.filename} uses compression method {member.compress_type}")
@@ -141,125 +176,314 @@ def _inflate(handle: BinaryIO, member: zipfile.ZipInfo, budget: int) -> Iterator
         )
 
 
-def _letters_above(letters: str) -> str:
-    """A regex for column letters past `letters` (longer, or as long and after it)."""
-    options = [f"[A-Z]{{{len(letters) + 1},}}"]
-    for i, letter in enumerate(letters):
-        if letter != "Z":
-            options.append(f"{letters[:i]}[{chr(ord(letter) + 1)}-Z][A-Z]{{{len(letters) - i - 1}}}")
-    return "|".join(options)
+_COLUMNS: Final = {column_letters(number).encode(): number for number in range(1, MAX_COLUMNS + 1)}
 
 
-def _number_above(number: int) -> str:
-    """A regex for row numbers past `number` (leading zeros allowed)."""
-    digits = str(number)
-    options = [f"[1-9]\\d{{{len(digits)},}}"]
-    for i, digit in enumerate(digits):
-        if digit != "9":
-            options.append(f"{digits[:i]}[{int(digit) + 1}-9]\\d{{{len(digits) - i - 1}}}")
-    return "0*(?:" + "|".join(options) + ")"
+def _position(letters: bytes, digits: bytes) -> tuple[int, int]:
+    """A reference's column and row, as the reader computes them: letters in either case, leading zeros that do
+    not count; a number too long for Excel's grid is past it."""
+    column = _COLUMNS.get(letters)
+    if column is not None and 0 < len(digits) < 8 and digits[0] != 48:  # A1 to XFD9999999
+        return column, int(digits)
+    if column is None:
+        column = column_number(letters.upper()) if len(letters) <= 4 else MAX_COLUMNS + 1
+    significant = digits.lstrip(b"0")
+    if len(significant) > 8:
+        return column, MAX_ROWS + 1
+    return column, int(significant) if significant else 0
+
+
+def _reference_at(text: bytes, at: int) -> tuple[int, int]:
+    """The column and row of the reference that starts at `at` (just after `r="`)."""
+    value = _VALUE.match(text, at)
+    assert value is not None  # the pattern matches the empty string
+    letters, digits = value.groups()
+    return _position(letters, digits)
+
+
+def _reference(attributes: bytes) -> tuple[bytes, bytes] | None:
+    """The letters and digits of a tag's `r` attribute, or None without one."""
+    found = _REFERENCE.match(attributes)
+    if found is not None:
+        return found.groups()  # type: ignore[return-value]  # two groups, both always set
+    if b"r" not in attributes:
+        return None
+    # Attributes not parted by spaces (the reader may refuse them): any attribute named r counts.
+    for attribute in _ATTRIBUTE.finditer(attributes):
+        if attribute.group(1) == b"r":
+            value = _VALUE.match(attribute.group(2) if attribute.group(2) is not None else attribute.group(3))
+            assert value is not None  # the pattern matches the empty string
+            return value.group(1), value.group(2)
+    return None
+
+
+def _open_quote(attributes: bytes) -> bool:
+    """Whether a tag read up to its first `>` may have stopped inside a quoted value."""
+    return b"'" in attributes or attributes.count(b'"') % 2 == 1
+
+
+def _truncated(text: bytes, tag: re.Match[bytes]) -> bool:
+    """Whether a tag read without its closing `>` may go on past the end of `text` (rather than being malformed)."""
+    at = tag.end()
+    if at == len(text):
+        return True
+    quote = text[at : at + 1]
+    unclosed = text.find(quote, at + 1, at + _LONGEST_VALUE + 2) < 0
+    return quote in (b'"', b"'") and unclosed and len(text) - at <= _LONGEST_VALUE + 1
+
+
+def _pairs(text: bytes, pair: bytes, start: int, end: int) -> npt.NDArray[np.intp]:
+    """Where the two bytes `pair` start in `text` between `start` and `end` (one vectorised comparison at even
+    offsets, one at odd ones; `text` holds at least one byte past `end`)."""
+    key = int.from_bytes(pair, "little")
+    span = end - start
+    even = np.flatnonzero(np.frombuffer(text, dtype="<u2", count=(span + 1) // 2, offset=start) == key)
+    odd = np.flatnonzero(np.frombuffer(text, dtype="<u2", count=span // 2, offset=start + 1) == key)
+    even <<= 1
+    odd <<= 1
+    odd += 1
+    found: npt.NDArray[np.intp] = np.concatenate((even, odd))
+    if start:
+        found += start
+    return found
+
+
+def _words(windows: npt.NDArray[np.uint8], offset: int) -> npt.NDArray[np.uint64]:
+    """The 8 bytes at `offset` of each window, as a big-endian number (byte order is numeric order)."""
+    return np.ndarray((windows.shape[0],), dtype=">u8", buffer=windows, offset=offset, strides=(windows.shape[1],))
+
+
+def _starts_with(windows: npt.NDArray[np.uint8], head: bytes) -> npt.NDArray[np.bool_]:
+    """Which windows start with `head` (at most 16 bytes)."""
+    if len(head) <= 8:
+        return (_words(windows, 0) >> (8 * (8 - len(head)))) == int.from_bytes(head, "big")  # type: ignore[no-any-return]
+    first = _words(windows, 0) == int.from_bytes(head[:8], "big")
+    second = (_words(windows, 8) >> (8 * (16 - len(head)))) == int.from_bytes(head[8:], "big")
+    return first & second  # type: ignore[no-any-return]
+
+
+def _other_cells(text: bytes, data: npt.NDArray[np.uint8], start: int, end: int, *, prefixed: bool) -> bool:
+    """Whether `text` may hold, between `start` and `end`, a cell under another prefix than the root's (`<x:c`),
+    or under none when the root has one: the reader takes any element named c for a cell."""
+    if prefixed:
+        unprefixed = _pairs(text, b"<c", start, end)
+        return bool(unprefixed.size) and bool(_NAME_END[data[unprefixed + 2]].any())
+    return text.find(b":", start, end) >= 0 and _OTHER_PREFIX.search(text, start, end) is not None
+
+
+class _Unplaced(Exception):
+    """A cell without a reference after chunks measured from their references alone: the position the reader
+    gives it depends on every row and cell before it, so the sheet is walked again from its start."""
 
 
 class _SheetScan:
-    """Counts cells and the farthest row and column as a sheet's XML streams by.
+    """Counts cells and the farthest row and column as a sheet's XML streams by, chunk by chunk.
 
-    The fast path applies to a chunk where every cell element starts `<c r="` (Excel's own layout, and
-    nearly every writer's): the cells are counted with `bytes.count`, the last cell's reference gives the
-    candidate extent, and one regex search finds any reference past it (raising the extent and searching
-    on). Anything else — cells without a reference, attributes in another order or quoting, another
-    namespace prefix — is walked element by element, as the reader would position each cell.
+    The fast path applies to a chunk where every cell tag starts `<c r="` (Excel's own layout, and nearly every
+    writer's; `<x:c r="` when the root element has a prefix). Every `<c` (or `:c`) of the chunk is located with
+    two vectorised comparisons and the bytes from each are gathered: the cells are those that start `<c r="`
+    (other elements whose name starts with c are told apart by the byte after the name), each one's column is
+    computed from its letters (in either case), and its row compared with the largest row so far or that of
+    the chunk's last cell; the few that may be past it, or whose reference is unusual (a `$`, leading zeros,
+    more letters than Excel's grid has), are read exactly. Cells are not assumed to be in any order.
+
+    A chunk holding any other cell — attributes in another order, other spacing or quoting, another namespace
+    prefix, no reference — is walked element by element, as the reader positions each cell (a cell without a
+    reference goes after the previous one, in the current row). When such a cell comes after chunks that were
+    measured by their references only, the rows and cells before it were not followed, so the sheet is walked
+    again from its start (`_Unplaced`, then `walk_only`).
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, walk_only: bool = False) -> None:
         self.name = name
         self.extent = SheetExtent()
-        self._row = 0  # the current row (from its r, or counted) on the walked path
-        self._column = 0  # the last column of the current row on the walked path
-        self._tag: bytes | None = None
-        self._beyond: re.Pattern[bytes] | None = None
-        self._beyond_of = (0, 0)
+        self._walk_only = walk_only
+        self._tag: bytes | None = None  # `<c`, or `<x:c` under the root element's prefix `x`
+        self._next_row = 1  # the reader's current row, as the walk follows it (1-based)
+        self._column = 0  # the column of the last cell placed (1-based; 0 after a row ends)
+        self._skipped = False  # whether some rows or cells were measured from their references only
 
-    def feed(self, text: bytes) -> None:
+    def feed(self, rest: bytes, chunk: bytes) -> bytes:
+        """Measure `rest` (carried from the previous chunk) then `chunk` up to the chunk's last `<` at least
+        `_WINDOW` bytes from its end; return what follows, to be carried to the next chunk.
+
+        The tags that start in `rest` or in the chunk's first bytes are measured on a short join of the two, the
+        rest of the chunk in place: nothing is cut in two and the chunk is not copied."""
+        split = chunk.find(b"<", _WINDOW, len(chunk) - _WINDOW)
+        if split < 0:
+            return self._feed_joined(rest + chunk)
+        joined = rest + chunk[: split + _WINDOW]
+        done = self._measure(joined, 0, len(rest) + split, final=False)
+        if done < len(rest) + split:  # a tag runs on past the join: measured from there with the whole chunk
+            return self._feed_joined((rest + chunk)[done:])
+        cut = chunk.rfind(b"<", split, len(chunk) - _WINDOW)
+        return chunk[self._measure(chunk, split, cut, final=False) :]
+
+    def _feed_joined(self, text: bytes) -> bytes:
+        cut = text.rfind(b"<", 0, len(text) - _WINDOW) if len(text) > _WINDOW else -1
+        rest = text[self._measure(text, 0, cut, final=False) :] if cut > 0 else text
+        if len(rest) > CHUNK + _WINDOW:
+            raise Malformed(f"not a workbook: part {self.name} holds more than {CHUNK:,} bytes without a tag")
+        return rest
+
+    def finish(self, rest: bytes) -> None:
+        """Measure what was carried after the last chunk, then check the sheet's extent."""
+        if rest:
+            self._measure(rest + b" " * _WINDOW, 0, len(rest), final=True)
+        self.check()
+
+    def _measure(self, text: bytes, start: int, end: int, *, final: bool) -> int:
+        """Measure the tags of `text` that start between `start` and `end`; where the next chunk should start."""
+        if start >= end:
+            return end
         if self._tag is None:
-            root = _ROOT.search(text)
-            prefix = root.group(1) if root is not None else None
-            self._tag = b"<" + (prefix + b":" if prefix else b"") + b"c"
-        tag = self._tag
-        cells = text.count(tag + b" ")
-        if not self._fast(text, tag, cells):
-            self._walk(text)
-            return
-        self.extent.cells += cells
-        self._check_cells()
-        last = text.rfind(tag + b' r="')
-        if last >= 0:
-            self._reach(text, last + len(tag) + 4)
-        position = 0
-        while (found := self._beyond_pattern().search(text, position)) is not None:
-            self._reach(text, found.start() + len(tag) + 4)
-            position = found.end()
+            first = _FIRST_ELEMENT.search(text, start, end)
+            root = _ROOT.match(text, first.start()) if first is not None else None
+            if root is not None:
+                prefix = root.group(1)
+                self._tag = b"<" + (prefix + b":" if prefix else b"") + b"c"
+        if not self._walk_only and self._fast(text, start, end, self._tag or b"<c"):
+            return end
+        return self._walk(text, start, end, final=final)
 
-    @staticmethod
-    def _fast(text: bytes, tag: bytes, cells: int) -> bool:
-        """Whether every cell element of the chunk starts `<c r="` (three counts on a chunk of cells)."""
-        if text.count(tag + b' r="') != cells:
+    def _fast(self, text: bytes, start: int, end: int, tag: bytes) -> bool:
+        """Measure a chunk from its cells' references; False, having changed nothing, when it must be walked."""
+        head = tag + b' r="'
+        back = len(tag) - 2  # from the tag's `<` to its last two bytes, `<c` or `:c`
+        if len(head) > 16:
             return False
-        # Other elements starting with the letter c (`<col>`, `<cfRule>`…), or cells written otherwise?
-        if text.count(tag) != cells and (tag + b">" in text or tag + b"/>" in text or _UNSPACED_CELL.search(text)):
+        data = np.frombuffer(text, dtype=np.uint8)
+        at = _pairs(text, tag[-2:], start, end)
+        if _other_cells(text, data, start, end, prefixed=back > 0) or (back and at.size and at.min() < start + back):
             return False
-        return tag != b"<c" or _OTHER_PREFIX.search(text) is None
-
-    def _reach(self, text: bytes, at: int) -> None:
-        reference = _REFERENCE.match(b" r=" + text[at - 1 : at + 24])
-        if reference is None:
-            return
-        letters, digits = reference.groups()
-        extent = self.extent
-        if letters:
-            extent.columns = max(extent.columns, column_number(letters.upper()))
-        if digits:
-            extent.rows = max(extent.rows, int(digits))
-        self._check_grid()
-
-    def _beyond_pattern(self) -> re.Pattern[bytes]:
-        extent = self.extent
-        if self._beyond is None or self._beyond_of != (extent.columns, extent.rows):
-            letters = column_letters(extent.columns) if extent.columns else ""
-            columns = _letters_above(letters) if letters else "[A-Z]+"
-            assert self._tag is not None
-            pattern = (
-                re.escape(self._tag).decode()
-                + ' r="\\$?(?:(?:'
-                + columns
-                + ")\\$?\\d|[A-Z]{1,5}\\$?(?:"
-                + _number_above(extent.rows)
-                + ')")'
+        if at.size:
+            width = len(head) + 11  # the longest reference within the grid, and the byte after it
+            every = np.lib.stride_tricks.as_strided(
+                data, shape=(len(text) - width + 1, width), strides=(1, 1), writeable=False
             )
-            self._beyond = re.compile(pattern.encode())
-            self._beyond_of = (extent.columns, extent.rows)
-        return self._beyond
+            windows = every[at - back if back else at]
+            cells = _starts_with(windows, head)
+            if not cells.all():
+                if (_NAME_END[windows[:, back + 2]] & ~cells).any():
+                    return False  # a cell tag that does not start with its reference
+                windows, at = windows[cells], at[cells]
+        if at.size == 0:
+            # No cell: rows, if any, were not followed (a later cell without a reference is placed after them).
+            self._skipped = self._skipped or text.find(b"row", start, end) >= 0
+            return True
+        return self._measure_cells(text, windows, at + (len(head) - back), len(head))
 
-    def _walk(self, text: bytes) -> None:
-        """Element by element, for chunks whose cells do not all start with their reference."""
+    def _measure_cells(
+        self, text: bytes, windows: npt.NDArray[np.uint8], references: npt.NDArray[np.intp], start: int
+    ) -> bool:
+        """Count the cells and raise the extent to their farthest reference (`start`: where each window's
+        reference starts; `references`: where it starts in `text`)."""
+        count = len(references)
+        folded = [windows[:, start + i] | 0x20 for i in range(4)]  # lower case, digits unchanged
+        letter = [np.less(byte - 97, 26) for byte in folded]
+        column = folded[0].astype(np.uint16) - 96
+        two = letter[1]
+        three = two & letter[2]
+        several = bool(two.any())
+        if several:
+            column = np.where(two, column * 26 + (folded[1] - 96), column)
+            column = np.where(three, column * 26 + (folded[2] - 96), column)
+        unusual = ~letter[0] | (three & letter[3])  # no letter first (`$`, a digit…), or four letters or more
+        last = int(references.argmax())
+        last_column, last_row = _reference_at(text, int(references[last]))
+        rows = max(self.extent.rows, last_row)
+        if rows > MAX_ROWS:
+            self.extent.rows = rows
+            self._check_grid()
+        # A row past `rows` has more digits, or as many and a greater first differing one (leading zeros apart).
+        digits = str(rows).encode()
+        bound, shift = int.from_bytes(digits, "big"), 8 * (8 - len(digits))
+        past = np.zeros(count, dtype=np.bool_)
+        groups = [(2, two & ~three), (3, three)] if several else []
+        for length, members in [(1, ~two if several else None), *groups]:
+            first = start + length
+            more = np.less(windows[:, first + len(digits)] - 48, 10)
+            full = np.less(windows[:, first + len(digits) - 1] - 48, 10)
+            greater = full & ((_words(windows, first) >> shift) > bound)
+            beyond = (windows[:, first] == 48) | more | greater
+            past |= beyond if members is None else beyond & members
+        exact = np.flatnonzero(unusual | past)
+        if exact.size > _FEW:
+            return False
+        columns = int((np.where(unusual, 0, column) if unusual.any() else column).max())
+        for index in exact.tolist():
+            cell_column, cell_row = _reference_at(text, int(references[index]))
+            columns, rows = max(columns, cell_column), max(rows, cell_row)
         extent = self.extent
-        for match in _ELEMENT.finditer(text):
-            kind, attributes = match.groups()
-            reference = _REFERENCE.search(attributes)
-            letters, digits = reference.groups() if reference else (b"", b"")
-            if kind == b"row":
-                self._row = int(digits) if digits else self._row + 1
-                self._column = 0
-                extent.rows = max(extent.rows, self._row)
-                continue
-            extent.cells += 1
-            self._column = column_number(letters.upper()) if letters else self._column + 1
-            if digits:
-                extent.rows = max(extent.rows, int(digits))
-            extent.columns = max(extent.columns, self._column)
-            if extent.columns > MAX_COLUMNS or extent.rows > MAX_ROWS:
-                break
+        extent.cells += count
+        self._check_cells()
+        extent.columns = max(extent.columns, columns)
+        extent.rows = max(extent.rows, rows)
+        self._check_grid()
+        self._column = last_column
+        self._skipped = True
+        return True
+
+    def _walk(self, text: bytes, start: int, end: int, *, final: bool) -> int:
+        """Element by element, as the reader places cells: where the next chunk should start (at a tag that runs
+        on past the end of `text`, unless this is the last chunk)."""
+        extent = self.extent
+        cells, rows, columns = extent.cells, extent.rows, extent.columns
+        next_row, column = self._next_row, self._column  # the reader's current row; the last cell's column
+        resume = end
+        try:
+            for match in _TAG.finditer(text, start, end):
+                closing, kind, attributes, closed = match.groups()
+                if closed is None or (attributes and (b"'" in attributes or attributes.count(b'"') % 2)):
+                    # Cut short at `end`, or by a `>` in a quoted value, or malformed: read it again.
+                    whole = self._whole(text, match.start(), final=final)
+                    if whole is None:
+                        resume = match.start()
+                        break
+                    closing, kind, attributes = whole
+                if closing:  # `</row>`
+                    next_row += 1
+                    column = 0
+                    continue
+                reference = _reference(attributes) if attributes else None
+                if kind == b"row":  # it starts at its number, or where the previous one ended
+                    if reference is not None:
+                        next_row = _position(*reference)[1]
+                    rows = next_row if next_row > rows else rows
+                    if attributes.endswith(b"/"):  # `<row/>`: opened and closed
+                        next_row += 1
+                        column = 0
+                    continue
+                cells += 1
+                if reference is not None:
+                    column, row = _position(*reference)
+                elif self._skipped:
+                    raise _Unplaced
+                else:
+                    column, row = column + 1, next_row
+                rows = row if row > rows else rows
+                columns = column if column > columns else columns
+        finally:
+            extent.cells, extent.rows, extent.columns = cells, rows, columns
+            self._next_row, self._column = next_row, column
         self._check_grid()
         self._check_cells()
+        return resume
+
+    def _whole(self, text: bytes, at: int, *, final: bool) -> tuple[bytes, bytes, bytes] | None:
+        """The tag at `at` read over all of `text` (its closing slash, name and attributes); None when it may go
+        on in the next chunk; `Malformed` when the reader could not read it either."""
+        plain = _TAG.match(text, at)
+        if plain is not None and plain.group(4) is not None and not _open_quote(plain.group(3)):
+            return plain.group(1), plain.group(2), plain.group(3)
+        tag = _QUOTED_TAG.match(text, at)
+        assert tag is not None  # it matched without quotes
+        closing, kind, attributes, closed = tag.groups()
+        if closed is not None:
+            return closing, kind, attributes
+        if not final and _truncated(text, tag):
+            return None
+        raise Malformed(f"not a workbook: part {self.name} has a {kind.decode()} tag that cannot be read")
 
     def _check_grid(self) -> None:
         extent = self.extent
@@ -314,39 +538,56 @@ def inspect_zip(path: Path, members: list[zipfile.ZipInfo] | None = None) -> Ins
 
 
 def _inspect_member(handle: BinaryIO, member: zipfile.ZipInfo, budget: int, inspection: Inspection) -> int:
+    if not _SHEET_PART.match(member.filename):
+        return _read_part(handle, member, budget, None)
+    scan = _SheetScan(member.filename)
+    try:
+        produced = _read_part(handle, member, budget, scan)
+    except _Unplaced:
+        scan = _SheetScan(member.filename, walk_only=True)
+        produced = _read_part(handle, member, budget, scan)
+    inspection.sheets[member.filename] = scan.extent
+    return produced
+
+
+def _read_part(handle: BinaryIO, member: zipfile.ZipInfo, budget: int, scan: _SheetScan | None) -> int:
+    """Inflate one part, checking its prolog and measuring it if it is a sheet; the bytes it inflates to."""
     # A DOCTYPE (and the entities it declares) can only stand in the prolog, before the root element.
     in_prolog = member.filename.lower().endswith((".xml", ".rels", ".vml"))
-    scan = _SheetScan(member.filename) if _SHEET_PART.match(member.filename) else None
-    carry = b""
+    chunks = _inflate(handle, member, budget)
+    if scan is not None and member.file_size > CHUNK:
+        chunks = _ahead(chunks)
+    tail = rest = b""
     produced = 0
-    for chunk in _inflate(handle, member, budget):
-        produced += len(chunk)
-        if not in_prolog and scan is None:
-            continue
-        text = carry + chunk
-        if in_prolog:
-            root = _FIRST_ELEMENT.search(text)
-            if _DECLARATION.search(text, 0, root.start() if root else len(text)):
-                raise Malformed(
-                    f"refused: part {member.filename} declares a DOCTYPE or XML entities, which no workbook needs "
-                    "(entity expansion and external entities are not allowed)"
-                )
-            in_prolog = root is None
-        if scan is None:
-            carry = text[-_TAIL:]
-            continue
-        # Cut after the last complete tag so that no reference is split between two chunks.
-        cut = text.rfind(b">") + 1
-        scan.feed(text[:cut])
-        carry = text[cut:]
-        if len(carry) > CHUNK:
-            raise Malformed(f"not a workbook: part {member.filename} holds more than {CHUNK:,} bytes without a tag")
+    try:
+        for chunk in chunks:
+            produced += len(chunk)
+            if in_prolog:
+                text = tail + chunk
+                root = _FIRST_ELEMENT.search(text)
+                if _DECLARATION.search(text, 0, root.start() if root else len(text)):
+                    raise Malformed(
+                        f"refused: part {member.filename} declares a DOCTYPE or XML entities, which no workbook "
+                        "needs (entity expansion and external entities are not allowed)"
+                    )
+                in_prolog = root is None
+                tail = text[-_TAIL:]
+            if scan is not None:
+                rest = scan.feed(rest, chunk)
+    finally:
+        chunks.close()  # stops the inflating thread, if any, before anything else reads the file
     if scan is not None:
-        if carry:
-            scan.feed(carry)
-        scan.check()
-        inspection.sheets[member.filename] = scan.extent
+        scan.finish(rest)
     return produced
+
+
+def _ahead(chunks: Generator[bytes]) -> Generator[bytes]:
+    """The same chunks, the next one inflating on another thread while the caller measures the current one."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="inflate-ahead") as inflater:
+        pending = inflater.submit(next, chunks, b"")
+        while chunk := pending.result():
+            pending = inflater.submit(next, chunks, b"")
+            yield chunk
 
 
 # OLE2 compound files (.xls) ------------------------------------------------------------------------------

@@ -5,10 +5,9 @@ spreadsheet or an OLE2 `.xls`. Before fastexcel sees a zip, its central director
 than `MAX_DECLARED_BYTES` declared, or a compression ratio above `MAX_RATIO`, is refused as a zip bomb;
 so is a worksheet whose `<dimension>` declares more than `MAX_DECLARED_CELLS` cells. Those are claims; then
 `inspection` measures what the parts really hold (inflated bytes, cells, the farthest cell, DOCTYPEs) and
-refuses over its limits, `.xls` included. A workbook whose sheets declare up to `SERIAL_INSPECTION_BYTES` is
-inspected before fastexcel opens it; a larger one is inspected while fastexcel reads it (on the other core:
-the inspection streams the XML several times faster than the reader parses it), and a refusal is raised at
-once, leaving the read to die with the process (this runs in a capped child, `comptaflow.common.sandbox`).
+refuses over its limits, `.xls` included. This happens before fastexcel is given the file, whatever its size
+(the inspection streams a sheet about as fast as it inflates, a fraction of the reader's time), so the reader
+only ever sees a workbook within the limits; it still runs in a capped child (`comptaflow.common.sandbox`).
 Everything fastexcel raises is translated here into `NotExcel`; nothing else sees its exceptions.
 
 The grid keeps the sheet's geometry: grid row i is sheet row i + 1 (leading empty rows included;
@@ -19,7 +18,6 @@ and hold strings (see `cells` for how numbers and dates are rendered); whitespac
 from __future__ import annotations
 
 import re
-import threading
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -39,9 +37,6 @@ MAX_MEMBERS = 10_000
 MAX_DECLARED_CELLS = 50_000_000
 """A worksheet whose `<dimension>` spans more cells is refused: the reader allocates the whole
 rectangle (about 32 bytes a cell), so two far-apart cells would otherwise cost gigabytes."""
-
-SERIAL_INSPECTION_BYTES = 64 * 1024**2
-"""Sheets declaring up to this many bytes in all are inspected before the read (a fraction of a second)."""
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -195,26 +190,8 @@ def _has_data(frame: pl.DataFrame) -> bool:
 
 def read_grid(path: Path) -> Grid:
     """The first sheet holding data, or an empty grid when there is none (see the module's docstring)."""
-    members = check_container(path)
-    declared_sheets = sum(m.file_size for m in members or () if _SHEET_PART.match(m.filename))
-    if declared_sheets <= SERIAL_INSPECTION_BYTES:
-        _inspect(path, members)
-        return _read(path)
-    outcome: list[Grid | BaseException] = []
-
-    def read() -> None:
-        try:
-            outcome.append(_read(path))
-        except BaseException as exc:
-            outcome.append(exc)
-
-    reader = threading.Thread(target=read, name="excel-read-inspected", daemon=True)
-    reader.start()
-    _inspect(path, members)
-    reader.join()
-    if isinstance(outcome[0], BaseException):
-        raise outcome[0]
-    return outcome[0]
+    _inspect(path, check_container(path))
+    return _read(path)
 
 
 def _read(path: Path) -> Grid:
