@@ -207,7 +207,7 @@ class TenantSync:
             if any(t.name in lacking for t in unit):
                 scopes = sorted({s for t in unit for s in lacking.get(t.name, ())})
                 message = f"the Pennylane token lacks the scope(s) {', '.join(scopes)}"
-                outcomes.extend(await self._failed(unit, "PENNYLANE_FORBIDDEN", message))
+                outcomes.extend(await self._finished(await self._failed(unit, "PENNYLANE_FORBIDDEN", message)))
             else:
                 runnable.append(unit)
         gate = asyncio.Semaphore(self._concurrency)
@@ -225,14 +225,27 @@ class TenantSync:
         order = {t.name: i for i, t in enumerate(wanted)}
         return sorted(outcomes, key=lambda o: order[o.table])
 
-    async def _failed(self, unit: Sequence[Table], code: str, message: str) -> list[TableOutcome]:
+    async def _failed(
+        self, unit: Sequence[Table], code: str, message: str, *, started: float | None = None
+    ) -> list[TableOutcome]:
+        """Record the unit's tables as FAILED (their data and checkpoints untouched); their outcomes."""
         outcomes = []
         async with self._pool.acquire() as conn:
             for table in unit:
                 await connections.record_failure(conn, self._tenant, table.name, self._mode, message)
                 outcome = TableOutcome(table.name, ok=False, mode=self._mode, code=code, error=message)
-                await self._progress.finished(outcome)
+                if started is not None:
+                    outcome.seconds = time.monotonic() - started
                 outcomes.append(outcome)
+        return outcomes
+
+    async def _finished(self, outcomes: list[TableOutcome]) -> list[TableOutcome]:
+        """Count the outcomes in the metrics and tell the progress listener."""
+        for outcome in outcomes:
+            PENNYLANE_TABLES.labels(outcome.table, self._mode.value, "ok" if outcome.ok else "failed").inc()
+            for operation, count in outcome.written.as_dict().items():
+                PENNYLANE_ROWS.labels(operation).inc(count)
+            await self._progress.finished(outcome)
         return outcomes
 
     async def _run_unit(self, unit: tuple[Table, ...]) -> list[TableOutcome]:
@@ -249,21 +262,10 @@ class TenantSync:
         except (PennylaneError, BadItem, *_STORE_ERRORS) as exc:
             code, message = error_code(exc), _stored_error(exc)
             log.warning("pennylane_table_failed", tables=[t.name for t in unit], code=code, error=message)
-            outcomes = []
-            async with self._pool.acquire() as conn:
-                for table in unit:
-                    await connections.record_failure(conn, self._tenant, table.name, self._mode, message)
-                    outcome = TableOutcome(table.name, ok=False, mode=self._mode, code=code, error=message)
-                    outcome.seconds = time.monotonic() - started
-                    outcomes.append(outcome)
+            outcomes = await self._failed(unit, code, message, started=started)
         finally:
             writer.close()
-        for outcome in outcomes:
-            PENNYLANE_TABLES.labels(outcome.table, self._mode.value, "ok" if outcome.ok else "failed").inc()
-            for operation, count in outcome.written.as_dict().items():
-                PENNYLANE_ROWS.labels(operation).inc(count)
-            await self._progress.finished(outcome)
-        return outcomes
+        return await self._finished(outcomes)
 
     async def _apply(
         self,

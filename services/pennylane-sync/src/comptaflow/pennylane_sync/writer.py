@@ -86,6 +86,11 @@ _TYPES: dict[str, str] = {
 """The PostgreSQL type of every plain column of `schema.KEYS`/`EXTRA` (checked against the tables in the tests)."""
 
 
+def _affected(status: str) -> int:
+    """The rows a statement changed, from its command tag (`UPDATE 12`, `INSERT 0 12`, `DELETE 12`)."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
 def _encode(column: str, value: Any) -> bytes:
     """One field of PostgreSQL's binary COPY format."""
     if value is None:
@@ -229,13 +234,13 @@ class Unit:
                 f" WHERE {matched} AND ({changed})",
                 synced_at,
             )
-            written.updated = int(status.rsplit(" ", 1)[-1])
+            written.updated = _affected(status)
             status = await conn.execute(
                 f"INSERT INTO {target} ({listed}, item, synced_at) SELECT {listed}, item, $1 FROM {stage.temp} s"  # noqa: S608
                 f" WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {matched})",
                 synced_at,
             )
-            written.inserted = int(status.rsplit(" ", 1)[-1])
+            written.inserted = _affected(status)
         written.deleted = await self._delete(conn, stage, target, keys)
         written.rows = await conn.fetchval(f"SELECT count(*) FROM {target}")  # noqa: S608
         return written
@@ -262,4 +267,4 @@ class Unit:
             )
         else:
             status = await conn.execute(f"DELETE FROM {target} t WHERE {absent}")  # noqa: S608
-        return int(status.rsplit(" ", 1)[-1])
+        return _affected(status)

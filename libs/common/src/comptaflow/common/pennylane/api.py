@@ -331,25 +331,29 @@ class PennylaneClient:
             scopes=tuple(s for s in body["scopes"] if isinstance(s, str)),
         )
 
-    async def pages(
-        self, path: str, *, params: Mapping[str, Any] | None = None, limit: int = 100
+    async def _walk(
+        self, path: str, first: Mapping[str, Any], then: Mapping[str, Any]
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Every page of a cursor-paginated list; `params` (filter, sort…) are sent again with each page."""
-        base = {k: v for k, v in (params or {}).items() if v is not None}
+        """The items of each page: `first` is the first page's query, `then` (plus the cursor) the others'."""
         cursor: str | None = None
         seen: set[str] = set()
         while True:
-            query = {**base, "limit": limit}
-            if cursor is not None:
-                query["cursor"] = cursor
-            body = await self.get(path, query)
-            items, cursor = _page(body, path)
+            query = dict(first) if cursor is None else {**then, "cursor": cursor}
+            items, cursor = _page(await self.get(path, query), path)
             yield items
             if cursor is None:
                 return
             if cursor in seen:
                 raise MalformedResponse(f"the cursor {cursor[:40]!r} came back twice", path=path)
             seen.add(cursor)
+
+    async def pages(
+        self, path: str, *, params: Mapping[str, Any] | None = None, limit: int = 100
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every page of a cursor-paginated list; `params` (filter, sort…) are sent again with each page."""
+        query = {**{k: v for k, v in (params or {}).items() if v is not None}, "limit": limit}
+        async for items in self._walk(path, query, query):
+            yield items
 
     async def list_all(
         self, path: str, *, params: Mapping[str, Any] | None = None, limit: int = 100
@@ -378,18 +382,8 @@ class PennylaneClient:
         first: dict[str, Any] = {"limit": limit}
         if since is not None:
             first["start_date"] = since.isoformat().replace("+00:00", "Z")
-        cursor: str | None = None
-        seen: set[str] = set()
-        while True:
-            query = first if cursor is None else {"cursor": cursor, "limit": limit}
-            body = await self.get(path, query)
-            items, cursor = _page(body, path)
+        async for items in self._walk(path, first, {"limit": limit}):
             yield [_change(item, path) for item in items]
-            if cursor is None:
-                return
-            if cursor in seen:
-                raise MalformedResponse(f"the cursor {cursor[:40]!r} came back twice", path=path)
-            seen.add(cursor)
 
     async def download(self, url: str) -> bytes:
         """An export's file (`file_url`): a signed link, fetched without the token, with it if refused."""
